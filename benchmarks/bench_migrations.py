@@ -1,0 +1,73 @@
+"""C3 lock-trace cost per migration, side by side with what it is made of (compare ratios).
+
+For each corpus migration: the full C3 check (shadow database create + base schema + trace +
+tool-like apply + squawk + drop) next to the trace alone on a prepared shadow, and the squawk
+run alone. Needs a PostgreSQL admin URL: RELNB_BENCH_PG (default: the machine's test server).
+
+    /work/venv/bin/python benchmarks/bench_migrations.py [case ...]
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+from relnb.checks.locktrace import server_major, shadow_database, trace_statements
+from relnb.checks.migrations import check_migration_safety
+from relnb.checks.sqlrisk import parse_statements, squawk_lint
+
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "checks" / "migrations" / "corpus"
+ADMIN = os.environ.get("RELNB_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def main(argv: list[str]) -> None:
+    cases = sorted(p.name for p in CORPUS.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    if argv:
+        cases = [c for c in cases if c in argv]
+    base_sql = (CORPUS / "_base" / "migration.sql").read_text()
+    rows = []
+    with shadow_database(ADMIN) as shadow, psycopg.connect(shadow, autocommit=True) as conn:
+        conn.execute(base_sql)
+        major = server_major(conn)
+        for case in cases:
+            sql = (CORPUS / case / "migration.sql").read_text()
+            try:
+                stmts = parse_statements(sql)
+            except Exception:
+                continue
+            t0 = time.perf_counter()
+            trace_statements(conn, case, stmts, pg_major=major)  # rolled back: shadow unchanged
+            trace_ms = (time.perf_counter() - t0) * 1000
+            t0 = time.perf_counter()
+            squawk_lint(sql, stmts)
+            squawk_ms = (time.perf_counter() - t0) * 1000
+            with tempfile.TemporaryDirectory() as tmp:
+                root = Path(tmp)
+                shutil.copytree(CORPUS / "_base", root / "20261001000000_base")
+                shutil.copytree(CORPUS / case, root / f"20261101000000_{case}")
+                t0 = time.perf_counter()
+                check_migration_safety(root, ADMIN, pending=[f"20261101000000_{case}"])
+                full_ms = (time.perf_counter() - t0) * 1000
+            rows.append((case, len(stmts), trace_ms, squawk_ms, full_ms))
+    print(
+        f"{'migration':32} {'stmts':>5} {'trace ms':>9} {'squawk ms':>9} {'full C3 ms':>10} {'trace/full':>10}"
+    )
+    for case, n, tr, sq, full in rows:
+        print(f"{case:32} {n:5d} {tr:9.1f} {sq:9.1f} {full:10.1f} {tr / full:10.2%}")
+    if rows:
+        med = statistics.median
+        print(
+            f"{'median':32} {'':5} {med(r[2] for r in rows):9.1f} {med(r[3] for r in rows):9.1f}"
+            f" {med(r[4] for r in rows):10.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

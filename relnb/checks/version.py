@@ -1,0 +1,149 @@
+"""B1: does staging run main's HEAD?
+
+Deploys from main are asynchronous, so the check polls the environment's version endpoint until
+it reports the expected SHA or a deadline passes. A wrong SHA at the deadline fails; an endpoint
+that never gave a usable answer is inconclusive. Both name what was seen.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..redact import scrub
+from ..results import Outcome
+
+_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+_MIN_SHORT_SHA = 7
+
+
+def _field(data: Any, field: str) -> Any:
+    """`build.sha` walks nested objects."""
+    for part in field.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def sha_matches(deployed: str, expected: str) -> bool:
+    """Full match, or a short SHA (≥7 hex) that is a prefix of the expected one."""
+    d, e = deployed.strip().lower(), expected.strip().lower()
+    if not _SHA.match(d):
+        return False
+    return (
+        d == e
+        or (len(d) >= _MIN_SHORT_SHA and e.startswith(d))
+        or (len(e) >= _MIN_SHORT_SHA and d.startswith(e))
+    )
+
+
+def _observe(client: Any, url: str, field: str) -> dict[str, Any]:
+    """One poll: what the endpoint said, as a JSON-able observation with a `problem` when unusable."""
+    import httpx
+
+    try:
+        resp = client.get(url)
+    except httpx.TimeoutException:
+        return {"problem": "timeout"}
+    except httpx.HTTPError as exc:
+        return {"problem": "unreachable", "detail": scrub(str(exc))[:200]}
+    if resp.status_code != 200:
+        return {"problem": f"HTTP {resp.status_code}", "body": scrub(resp.text[:200])}
+    try:
+        data = resp.json()
+    except ValueError:
+        return {"problem": "malformed JSON", "body": scrub(resp.text[:200])}
+    value = _field(data, field)
+    if not isinstance(value, str) or not value.strip():
+        return {
+            "problem": f"no string field {field!r}",
+            "fields": sorted(data)[:20] if isinstance(data, dict) else type(data).__name__,
+        }
+    info = (
+        {k: scrub(str(v))[:100] for k, v in data.items() if isinstance(v, str | int | float)}
+        if isinstance(data, dict)
+        else {}
+    )
+    return {"deployed": scrub(value.strip())[:80], "info": info}
+
+
+def check_version(
+    base_url: str,
+    expected_sha: str,
+    *,
+    path: str = "/version",
+    field: str = "sha",
+    timeout_s: float = 300.0,
+    poll_interval_s: float = 5.0,
+    request_timeout_s: float = 5.0,
+    headers: Mapping[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Outcome:
+    """Poll `base_url + path` until its JSON `field` equals `expected_sha` or `timeout_s` passes."""
+    import httpx
+
+    if not expected_sha or not _SHA.match(expected_sha.strip().lower()):
+        return Outcome.inconclusive(f"expected SHA {expected_sha!r} is not a git SHA")
+    url = base_url.rstrip("/") + "/" + path.lstrip("/")
+    started = time.monotonic()
+    deadline = started + max(0.0, timeout_s)
+    attempts = 0
+    history: list[dict[str, Any]] = []  # distinct observations, in order
+    last: dict[str, Any] = {}
+    with httpx.Client(
+        timeout=request_timeout_s, headers=dict(headers or {}), follow_redirects=True
+    ) as client:
+        while True:
+            attempts += 1
+            last = _observe(client, url, field)
+            key = {k: last.get(k) for k in ("deployed", "problem")}
+            if not history or {k: history[-1].get(k) for k in ("deployed", "problem")} != key:
+                history.append(
+                    {**key, "attempt": attempts, "t_s": round(time.monotonic() - started, 2)}
+                )
+                history = history[-20:]
+            elapsed = round(time.monotonic() - started, 2)
+            ev: dict[str, Any] = {
+                "url": url,
+                "field": field,
+                "expected": expected_sha,
+                "deployed": last.get("deployed"),
+                "attempts": attempts,
+                "elapsed_s": elapsed,
+                "history": history,
+                "reported": last.get("info", {}),
+            }
+            if "deployed" in last and sha_matches(last["deployed"], expected_sha):
+                return Outcome.passed(
+                    f"{url} reports {last['deployed'][:12]} = expected {expected_sha[:12]} "
+                    f"(after {attempts} poll(s), {elapsed:.0f} s)",
+                    **ev,
+                )
+            now = time.monotonic()
+            if now + poll_interval_s > deadline:
+                break
+            if progress:
+                seen = last.get("deployed") or last.get("problem")
+                progress(
+                    f"B1: {url} says {seen}; waiting for {expected_sha[:12]} ({elapsed:.0f}/{timeout_s:.0f} s)"
+                )
+            time.sleep(poll_interval_s)
+    if "deployed" in last:
+        return Outcome.failed(
+            f"{url} reports {last['deployed'][:12]}, expected main's {expected_sha[:12]} "
+            f"(waited {ev['elapsed_s']:.0f} s): deploy main to staging",
+            **ev,
+        )
+    problem = last.get("problem", "no answer")
+    ev["problem"] = problem
+    if "body" in last:
+        ev["body"] = last["body"]
+    if "fields" in last:
+        ev["fields"] = last["fields"]
+    return Outcome.inconclusive(
+        f"{url} gave no usable version ({problem}) within {timeout_s:g} s; expected {expected_sha[:12]}",
+        **ev,
+    )

@@ -1,0 +1,214 @@
+"""The `relnb` command: a thin skin over the public API.
+
+Each command parses its options, calls the library, and maps `RelnbError` subclasses to exit
+codes in one place (`main`). Exit codes: 0 all required gates passed/skipped/waived, 1 a gate
+failed/inconclusive (or verification failed), 2 sign-offs or confirmations pending, 3 usage or
+configuration errors. Everything printed passes through the redactor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import relnb
+from relnb import (
+    JournalLocked,
+    Release,
+    RelnbError,
+    UsageError,
+    load_config,
+    read_state,
+    scrub,
+)
+from relnb.archive.commands import add_list_args, add_verify_args
+from relnb.archive.commands import register as register_archive_commands
+from relnb.signing.approvals_file import add_sign_parser
+
+EXIT_USAGE = 3
+
+
+def _out(text: str) -> None:
+    print(scrub(text), flush=True)
+
+
+def _config(args: argparse.Namespace) -> relnb.Config:
+    return load_config(args.config) if args.config else load_config(start=relnb.find_root())
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from relnb.template import instantiate, template_path
+
+    config = _config(args)
+    fmt = args.format
+    rid = args.id or args.version
+    suffix = ".ipynb" if fmt == "ipynb" else ".py"
+    nb_dir = config.notebooks_dir()
+    nb_path = nb_dir / f"release-{rid}{suffix}"
+    if nb_path.exists():
+        raise UsageError(f"{nb_path} already exists", path=str(nb_path), fix="open it, or pass --id for a new release")
+    text, sha = instantiate(template_path(config.root, fmt), rid)
+    release = Release.create(
+        args.version,
+        release_id=rid,
+        environment=args.env,
+        notebook=str(nb_path.relative_to(config.root)),
+        template_sha256=sha,
+        config=config,
+    )
+    release.close()
+    nb_dir.mkdir(parents=True, exist_ok=True)
+    nb_path.write_text(text, encoding="utf-8")
+    _out(f"created release {rid}: journal {release.directory / 'journal.jsonl'}")
+    _out(f"notebook: {nb_path}")
+    if fmt == "ipynb":
+        _out(f"open it with: jupyter lab {nb_path}   (headless: relnb run {nb_path})")
+    else:
+        _out(f"open it with: marimo edit {nb_path}   (headless: relnb run {nb_path})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from relnb.headless import RunOptions, load_sign_offs_file, parse_sign_off, run_notebook
+
+    config = _config(args)
+    for key, var in config.secret_refs():
+        config.secret(var, key=key)  # a missing secret is a usage error (exit 3) before anything runs
+    sign_offs: dict[str, dict[str, str]] = {}
+    if args.sign_offs:
+        sign_offs.update(load_sign_offs_file(Path(args.sign_offs)))
+    for text in args.sign_off or []:
+        gid, entry = parse_sign_off(text)
+        sign_offs[gid] = entry
+    skips = {}
+    for text in args.skip or []:
+        gate, _, reason = text.partition("=")
+        gid = relnb.get_gate(gate).id
+        if not reason.strip():
+            raise UsageError(f"--skip {text!r} needs a reason", fix="write ID=reason")
+        skips[gid] = reason.strip()
+    confirm = [c.strip().upper() for c in (args.confirm or "").split(",") if c.strip()]
+    for c in confirm:
+        if c not in ("ALL", "ROLLBACK") and not (len(c) == 1 and c in relnb.SECTIONS):
+            relnb.get_gate(c)
+    rerun = [relnb.get_gate(c).id for c in (args.rerun or "").split(",") if c.strip()]
+    opts = RunOptions(
+        notebook=Path(args.notebook),
+        junit=Path(args.junit) if args.junit else None,
+        sign_offs=sign_offs,
+        confirm=confirm,
+        rerun=rerun,
+        skips=skips,
+        window=args.window,
+        timeout_s=relnb.parse_duration(args.timeout),
+    )
+    code, state = run_notebook(opts, config)
+    _out(repr(state.table()))
+    _out(f"verdict: {state.verdict()} (exit {code})")
+    return code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state = read_state(args.release, config=_config(args))
+    if args.json:
+        _out(json.dumps([r.to_dict() for r in state.table().rows], indent=2))
+    else:
+        _out(repr(state.table()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        from relnb.demo.driver import run_demo
+    except ImportError as exc:
+        raise UsageError(f"the demo needs extra packages ({exc.name})", fix="pip install 'relnb[demo]'") from None
+    return run_demo(
+        faults=args.fault or [],
+        window=args.window,
+        keep=args.keep,
+        postgres_url=args.postgres_url or os.environ.get("RELNB_DEMO_POSTGRES_URL"),
+        redis_url=args.redis_url or os.environ.get("RELNB_DEMO_REDIS_URL"),
+        workdir=args.workdir,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="relnb", description="Notebook-driven release journal.")
+    p.add_argument("--version", action="version", version=f"relnb {relnb.__version__}")
+    p.add_argument("--config", help="relnb.toml or pyproject.toml to use (default: nearest one)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    n = sub.add_parser("new", help="create a release notebook and its journal")
+    n.add_argument("version", help="version being released, e.g. 1.4.0")
+    n.add_argument("--env", default="production", choices=["staging", "production"], help="target environment")
+    n.add_argument("--format", default="marimo", choices=["marimo", "ipynb"], help="notebook format")
+    n.add_argument("--id", help="release id (default: the version)")
+    n.set_defaults(func=cmd_new)
+
+    r = sub.add_parser("run", help="run a release notebook headlessly")
+    r.add_argument("notebook", help="notebooks/release-<version>.py or .ipynb")
+    r.add_argument("--junit", help="write JUnit XML (one testcase per gate) here")
+    r.add_argument("--sign-off", action="append", metavar="ID=WHO:NOTE", help="give a sign-off (repeatable)")
+    r.add_argument("--sign-offs", metavar="FILE", help='JSON file {"A3": {"by": "Name <email>", "note": "..."}}')
+    r.add_argument("--confirm", metavar="IDS", help="actions allowed to run: all, section letters or gate IDs, comma separated; "
+        "`rollback` (never implied by all) runs the prepared rollback")
+    r.add_argument("--rerun", metavar="IDS", help="settled gates to run again, comma separated")
+    r.add_argument("--skip", action="append", metavar="ID=REASON", help="declare an optional gate not needed")
+    r.add_argument("--window", help="shorten the monitoring window for a rehearsal (journaled), e.g. 2m")
+    r.add_argument("--timeout", default="6h", help="stop the run after this long (default 6h)")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("status", help="print the gate table of a release")
+    s.add_argument("release")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    v = sub.add_parser("verify", help="verify a release: journal chain, and for archives the manifest")
+    add_verify_args(v)
+
+    ls = sub.add_parser("list", help="list releases (fast, from releases/index.json)")
+    add_list_args(ls)
+
+    register_archive_commands(sub)
+    add_sign_parser(sub)
+
+    d = sub.add_parser("demo", help="run the whole checklist against an embedded demo stack")
+    d.add_argument("--fault", action="append", metavar="NAME[@ENV]", help="inject a fault (repeatable), e.g. dlq@production")
+    d.add_argument("--window", default="2m", help="monitoring window (default 2m; 30m for the real thing)")
+    d.add_argument("--keep", action="store_true", help="leave the stack running and print how to stop it")
+    d.add_argument("--postgres-url", help="use this PostgreSQL (superuser) instead of an embedded one")
+    d.add_argument("--redis-url", help="use this Redis instead of an embedded one")
+    d.add_argument("--workdir", help="where the stack and the project live (default: a temp dir)")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code not in (0, None) else 0
+    relnb.redact.install_logging_filter()
+    try:
+        return int(args.func(args))
+    except JournalLocked as exc:
+        print(f"relnb: error: {scrub(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except RelnbError as exc:
+        print(f"relnb: error: {scrub(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("relnb: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: show it, scrubbed
+        print(relnb.redact.format_exception(exc), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,274 @@
+"""`relnb demo`: the whole checklist against the demo stack, headless, with one command.
+
+The stack (relnb.demo.stack) runs docflow's staging and production; this driver turns its
+description into an ordinary relnb project (relnb.toml + secrets in the environment), creates the
+release notebook from the template, runs it through `relnb run` with every action confirmed,
+sign-offs given by "demo-bot" (and journaled as such), then prints the gate table. Nothing here
+is demo-only logic in the gates: the same providers run against a real team's systems.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+DEMO_BOT = "demo-bot <demo-bot@relnb.invalid>"
+BOT_NOTE = "automatic sign-off by `relnb demo` (demo-bot, not a human review)"
+SIGN_OFF_GATES = ("A3", "A4", "A5")
+APP_SECRETS = ("DATABASE_URL", "REDIS_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "KEYCLOAK_ISSUER_URL")
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(type(v))
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """Just enough TOML writing for a generated config (tables, arrays of tables, scalars)."""
+    scalars, tables, arrays = [], [], []
+    for k, v in data.items():
+        if v is None:
+            continue
+        if isinstance(v, dict):
+            tables.append((k, v))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            arrays.append((k, v))
+        else:
+            scalars.append(f"{k} = {_toml_value(v)}")
+    out = []
+    if scalars:
+        if prefix:
+            out.append(f"[{prefix}]")
+        out += scalars
+        out.append("")
+    for k, v in tables:
+        out.append(to_toml(v, f"{prefix}.{k}" if prefix else k))
+    for k, items in arrays:
+        for item in items:
+            out.append(f"[[{prefix}.{k}]]" if prefix else f"[[{k}]]")
+            out += [f"{ik} = {_toml_value(iv)}" for ik, iv in item.items() if iv is not None]
+            out.append("")
+    return "\n".join(out)
+
+
+def _admin_url(database_url: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(database_url)
+    params["dbname"] = "postgres"
+    return make_conninfo(**params)
+
+
+def project_config(d: dict[str, Any], window: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """relnb.toml content and the environment variables (secrets) for the demo's project."""
+    env_vars = dict(d["env_vars"])
+    envs: dict[str, Any] = {}
+    for name, e in d["environments"].items():
+        names = e["env_var_names"]
+        op = name.upper()
+        # relnb's own read access to the backups (an operator credential), distinct from the
+        # app's production secrets that C4 inspects in the environment's dotenv file.
+        env_vars[f"RELNB_DEMO_{op}_S3_ACCESS_KEY"] = e["s3"]["access_key"]
+        env_vars[f"RELNB_DEMO_{op}_S3_SECRET_KEY"] = d["_s3_operator_secret"]
+        metrics: dict[str, Any] = {"kind": "scrape", "urls": e["metrics"]["scrape_urls"]}
+        envs[name] = {
+            "base_url": e["base_url"],
+            "version_path": e["version_path"],
+            "version_field": e["version_field"],
+            # staging is already deployed in the demo: B1 need not wait long for a SHA that is wrong
+            "version_timeout": "15s" if name == "staging" else "60s",
+            "auth": {"token_env": names["owner_token"], "member_token_env": names["member_token"]},
+            "database_url_env": names["database_url"],
+            "redis_url_env": names["redis_url"],
+            "queue": {
+                "kind": e["queue"]["kind"],
+                "names": e["queue"]["names"],
+                "prefix": e["queue"]["prefix"],
+                # watch longer than the worker's lock (10 s), so a hung worker's job is seen stalled;
+                # extraction jobs take well under a second, so 12 s active is stuck
+                "check_interval": "16s",
+                "max_job_age": "12s",
+            },
+            "backups": {
+                "kind": "s3",
+                "bucket": e["s3"]["bucket"],
+                "prefix": e["s3"]["prefix"],
+                "endpoint_url": e["s3"]["endpoint_url"],
+                "region": e["s3"]["region"],
+                "access_key_env": f"RELNB_DEMO_{op}_S3_ACCESS_KEY",
+                "secret_key_env": f"RELNB_DEMO_{op}_S3_SECRET_KEY",
+            },
+            "metrics": metrics,
+            "registry": {"url": e["registry"]["url"], "repositories": e["registry"]["repositories"]}
+            if e.get("registry")
+            else None,
+            "oidc": {
+                "issuer": e["oidc"]["issuer"],
+                "client_id": e["oidc"]["client_id"],
+                "frontends": e["frontends"],
+            },
+            "commands": {**{k: v for k, v in e["commands"].items() if v}, "smoke": d["smoke_script"]},
+            "secrets": {
+                # the app's own secrets, as its deploy env file (infra/docker/env.vps.example) names them
+                "required": list(APP_SECRETS),
+                "source": "dotenv",
+                "dotenv": e["dotenv"],
+                "probes": [
+                    {"name": "DATABASE_URL", "kind": "postgres"},
+                    {"name": "REDIS_URL", "kind": "redis"},
+                    {
+                        "name": "S3_SECRET_ACCESS_KEY",
+                        "kind": "s3",
+                        "bucket": e["s3"]["bucket"],
+                        "endpoint_url": e["s3"]["endpoint_url"],
+                        "region": e["s3"]["region"],
+                        "access_key_id_from": "S3_ACCESS_KEY_ID",
+                    },
+                    {"name": "KEYCLOAK_ISSUER_URL", "kind": "oidc"},
+                ],
+            },
+        }
+        if e["metrics"].get("prometheus_url"):
+            envs[name]["observability"] = {
+                "prometheus_url": e["metrics"]["prometheus_url"],
+                "error_tracking_dsn_env": f"RELNB_DEMO_{op}_ERROR_DSN",
+                "settle": "20s",
+            }
+            # docflow reports errors Sentry-style; the demo has no collector, only the setting C5 checks
+            env_vars[f"RELNB_DEMO_{op}_ERROR_DSN"] = f"http://docflow-{name}@127.0.0.1:9/1"
+    env_vars["RELNB_DEMO_SHADOW_DATABASE_URL"] = _admin_url(
+        d["environments"]["production"]["database_url"]
+    )
+    config = {
+        "project": {
+            "name": "docflow",
+            "repo": d["repo"],
+            "main_branch": d["main_branch"],
+            "previous_tag": d["previous_tag"],
+            "runbooks": d["runbooks"],
+            "openapi": d["openapi"],
+            "migrations_dir": d["migrations_dir"],
+            "migrations_kind": "prisma",
+            "schema_paths": ["prisma/schema.prisma"],
+            "deploy_artifacts": d["deploy_artifacts"],
+            "env_templates": d["env_templates"],
+            "shadow_database_url_env": "RELNB_DEMO_SHADOW_DATABASE_URL",
+            "large_table_rows": 10000,
+        },
+        "ci": {"provider": "command", "command": d["ci_command"], "timeout": "5m"},
+        "monitor": {"window": window, "interval": "3s", "min_samples": 6, "failure_limit": 2, "soak": "24s"},
+        "environments": envs,
+    }
+    return config, env_vars
+
+
+def run_demo(
+    *,
+    faults: Sequence[str] = (),
+    window: str = "2m",
+    keep: bool = False,
+    postgres_url: str | None = None,
+    redis_url: str | None = None,
+    workdir: str | None = None,
+    emit: Callable[[str], None] = lambda s: print(s, flush=True),
+) -> int:
+    from ..config import load_config
+    from ..headless import RunOptions, run_notebook
+    from ..redact import register
+    from ..release import Release
+    from ..template import instantiate, template_path
+    from .stack import DemoStack
+
+    base = Path(workdir or tempfile.mkdtemp(prefix="relnb-demo-", dir="/tmp")).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    os.chmod(base, 0o755)
+    t0 = time.monotonic()
+    stack = DemoStack(base / "stack", faults=faults, postgres_url=postgres_url, redis_url=redis_url)
+    try:
+        emit(f"relnb demo: starting the stack in {base} (faults: {', '.join(faults) or 'none'})")
+        stack.start()
+        d = stack.describe()
+        d["_s3_operator_secret"] = stack.s3.secret_key
+        for value in d["env_vars"].values():
+            register(value, "demo-secret")
+        emit(
+            f"relnb demo: stack up in {d['startup_seconds']} s — staging {d['environments']['staging']['base_url']}, "
+            f"production {d['environments']['production']['base_url']}"
+        )
+        project = base / "project"
+        project.mkdir(exist_ok=True)
+        config_data, env_vars = project_config(d, window)
+        for value in env_vars.values():
+            if value:
+                register(value, "demo-secret")
+        (project / "relnb.toml").write_text(to_toml(config_data))
+        os.environ.update({k: v for k, v in env_vars.items() if v})
+        config = load_config(project / "relnb.toml")
+        version = d["new_version"]
+        text, sha = instantiate(template_path(project, "marimo"), version)
+        nb = project / "notebooks" / f"release-{version}.py"
+        nb.parent.mkdir(exist_ok=True)
+        nb.write_text(text)
+        Release.create(
+            version,
+            notebook=str(nb.relative_to(project)),
+            template_sha256=sha,
+            config=config,
+            author="relnb demo <demo-bot@relnb.invalid>",
+        ).close()
+        sign_offs = {
+            g: {
+                "by": DEMO_BOT,
+                "note": BOT_NOTE
+                + (
+                    ": expand/contract — new column is nullable, old code ignores it"
+                    if g == "A4"
+                    else ""
+                ),
+            }
+            for g in SIGN_OFF_GATES
+        }
+        skips = {"D1": "demo: no risky migration needs safe mode"}
+        if not d["environments"]["staging"].get("registry"):
+            skips["B3"] = "no OCI registry configured (Debian docker-registry not installed)"
+        opts = RunOptions(
+            notebook=nb,
+            junit=project / "junit.xml",
+            sign_offs=sign_offs,
+            confirm=["ALL"],
+            skips=skips,
+            window=window,
+            extra_env={"RELNB_USER": DEMO_BOT},
+        )
+        code, state = run_notebook(opts, config, emit=emit)
+        emit(repr(state.table()))
+        emit(f"verdict: {state.verdict()} (exit {code}) in {time.monotonic() - t0:.0f} s")
+        emit(f"journal: {config.releases_dir() / version / 'journal.jsonl'}")
+        emit(f"open it: cd {project} && marimo edit {nb.relative_to(project)}")
+        if keep:
+            emit(f"--keep: the stack stays up; stop it with: kill {os.getpid()} (or Ctrl-C)")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        return code
+    finally:
+        stack.stop()
+        if not keep and not workdir:
+            shutil.rmtree(base / "stack", ignore_errors=True)

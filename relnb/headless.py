@@ -1,0 +1,204 @@
+"""`relnb run`: execute a release notebook without a browser, narrating from the journal.
+
+The notebook runs in a child process (`python notebook.py` for marimo, nbclient for .ipynb) with
+the operator's decisions passed by environment (confirmations, sign-offs, re-runs, skips). The
+parent never writes the journal: it tails it to print progress and heartbeats, scrubs everything
+the child prints, and afterwards folds the journal into the verdict, JUnit and exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Config, parse_duration
+from .errors import UsageError
+from .gates import get_gate
+from .journal import JOURNAL_NAME, tail_events
+from .redact import scrub
+from .release import (
+    ENV_CONFIRM,
+    ENV_HEADLESS,
+    ENV_RERUN,
+    ENV_ROOT,
+    ENV_SIGNOFFS,
+    ENV_SKIPS,
+    read_state,
+    release_dir,
+)
+from .state import ReleaseState
+
+EXIT_OK, EXIT_FAILED, EXIT_PENDING, EXIT_USAGE = 0, 1, 2, 3
+HEARTBEAT_S = 60.0
+_OPEN_CALL = re.compile(r"""Release\.open\(\s*\\?["']([^"'\\]+)\\?["']""")
+
+
+@dataclass
+class RunOptions:
+    notebook: Path
+    junit: Path | None = None
+    sign_offs: dict[str, dict[str, str]] = field(default_factory=dict)
+    confirm: list[str] = field(default_factory=list)
+    rerun: list[str] = field(default_factory=list)
+    skips: dict[str, str] = field(default_factory=dict)
+    window: str | None = None
+    timeout_s: float = 6 * 3600
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def release_id_of(notebook: Path) -> str:
+    text = notebook.read_text(encoding="utf-8")
+    m = _OPEN_CALL.search(text)
+    if not m:
+        raise UsageError(
+            f"{notebook} does not open a release (no relnb.Release.open(\"<id>\") call)",
+            path=str(notebook),
+            fix="create release notebooks with `relnb new <version>`",
+        )
+    return m.group(1)
+
+
+def parse_sign_off(text: str) -> tuple[str, dict[str, str]]:
+    """`A3=Alice <alice@example.com>:reviewed the SQL` → ("A3", {"by": ..., "note": ...})."""
+    if "=" not in text:
+        raise UsageError(f"--sign-off {text!r}", fix="write ID=who:note, e.g. A3=Alice <a@x.org>:reviewed")
+    gate, rest = text.split("=", 1)
+    who, _, note = rest.partition(":")
+    gid = get_gate(gate.strip()).id
+    if not who.strip():
+        raise UsageError(f"--sign-off {text!r} names nobody", fix="write ID=who:note")
+    return gid, {"by": who.strip(), "note": note.strip()}
+
+
+def load_sign_offs_file(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"sign-offs file {path} does not exist", path=str(path)) from None
+    except ValueError as exc:
+        raise UsageError(f"sign-offs file {path} is not JSON: {exc}", path=str(path), fix='write {"A3": {"by": "Name <email>", "note": "..."}}') from None
+    from .signing.approvals_file import is_approvals_file, read_approvals, sign_offs_for_run
+
+    if is_approvals_file(data):  # `relnb sign` output: pre-signed approvals, verified when used
+        return sign_offs_for_run(read_approvals(path))
+    if not isinstance(data, dict):
+        raise UsageError(f"sign-offs file {path}: expected an object of gate IDs", path=str(path))
+    out = {}
+    for gate, entry in data.items():
+        gid = get_gate(gate).id
+        if not isinstance(entry, dict) or not entry.get("by"):
+            raise UsageError(f"sign-offs file {path}: {gate} needs a 'by'", path=str(path), key=gate)
+        out[gid] = {"by": str(entry["by"]), "note": str(entry.get("note", ""))}
+    return out
+
+
+def describe_event(ev: dict) -> str | None:
+    t, p = ev.get("type"), ev.get("payload", {})
+    if t in ("gate-finished", "action-finished"):
+        name = p.get("gate") or p.get("action")
+        return f"{name:<4} {p.get('status', '?').upper():<12} {p.get('summary', '')}"
+    if t == "gate-started" and get_gate(p["gate"]).id == "D7":
+        return "D7   monitoring window started"
+    if t == "refused":
+        return f"{p.get('gate'):<4} REFUSED      {p.get('summary', '')}"
+    if t == "sign-off":
+        return f"{p.get('gate'):<4} SIGNED OFF   by {p.get('by', {}).get('name')}"
+    if t == "skip":
+        return f"{p.get('gate'):<4} SKIPPED      {p.get('reason')}"
+    if t == "incident":
+        return f"INCIDENT ({p.get('severity')}): {p.get('title')}"
+    if t == "torn-tail":
+        return f"journal: a torn tail of {p.get('bytes')} bytes was set aside in {p.get('kept_in')}"
+    return None
+
+
+def run_notebook(
+    opts: RunOptions,
+    config: Config,
+    *,
+    emit: Callable[[str], None] = lambda s: print(s, flush=True),
+) -> tuple[int, ReleaseState]:
+    nb = opts.notebook
+    if not nb.is_file():
+        raise UsageError(f"notebook {nb} does not exist", path=str(nb), fix="check the path, or create one with `relnb new <version>`")
+    rid = release_id_of(nb)
+    state = read_state(rid, config=config)  # raises ReleaseNotFound (exit 3) before anything runs
+    if state.sealed:
+        raise UsageError(f"release {rid} is sealed (archived); nothing more can run in it", fix="start a new release")
+    journal = release_dir(config.root, rid, config) / JOURNAL_NAME
+    offset = journal.stat().st_size
+    with tempfile.TemporaryDirectory(prefix="relnb-run-") as tmp:
+        env = {**os.environ, **opts.extra_env, ENV_HEADLESS: "1", ENV_ROOT: str(config.root)}
+        env[ENV_CONFIRM] = ",".join(opts.confirm)
+        env[ENV_RERUN] = ",".join(opts.rerun)
+        env[ENV_SKIPS] = json.dumps(opts.skips)
+        if opts.window:
+            parse_duration(opts.window, where="--window")
+            env["RELNB_WINDOW"] = opts.window
+        if opts.sign_offs:
+            so = Path(tmp) / "sign-offs.json"
+            so.write_text(json.dumps(opts.sign_offs))
+            env[ENV_SIGNOFFS] = str(so)
+        env.setdefault("MARIMO_SKIP_UPDATE_CHECK", "1")
+        if nb.suffix == ".ipynb":
+            cmd = [sys.executable, "-m", "relnb._ipynb_runner", str(nb)]
+        else:
+            cmd = [sys.executable, str(nb)]
+        emit(f"relnb run: release {rid}, notebook {nb}")
+        log_path = Path(tmp) / "child.log"
+        t0 = time.monotonic()
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(cmd, cwd=config.root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            last_beat = time.monotonic()
+            last_samples = 0
+            stop = threading.Event()
+            try:
+                while True:
+                    done = proc.poll() is not None
+                    events, offset = tail_events(journal, offset)
+                    for ev in events:
+                        if ev.get("type") == "sample":
+                            last_samples += 1
+                            continue
+                        line = describe_event(ev)
+                        if line:
+                            emit(scrub(line))
+                    now = time.monotonic()
+                    if now - last_beat >= HEARTBEAT_S:
+                        emit(f"… still running after {now - t0:.0f} s ({last_samples} monitoring samples so far)")
+                        last_beat = now
+                    if done:
+                        break
+                    if now - t0 > opts.timeout_s:
+                        proc.kill()
+                        emit(f"relnb run: timed out after {opts.timeout_s:.0f} s; the notebook was stopped")
+                        break
+                    stop.wait(0.25)
+            except KeyboardInterrupt:
+                proc.terminate()
+                proc.wait(timeout=30)
+                raise
+        rc = proc.wait()
+        output = scrub(log_path.read_text(errors="replace"))
+    state = read_state(rid, config=config)
+    if opts.junit:
+        from .junit import write_junit
+
+        write_junit(state, opts.junit)
+    verdict = state.verdict()
+    code = {"passed": EXIT_OK, "failed": EXIT_FAILED, "pending": EXIT_PENDING}[verdict]
+    if rc != 0:
+        tail = "\n".join(output.strip().splitlines()[-60:])
+        emit(f"relnb run: the notebook process exited {rc}; its last output:\n{tail}")
+        code = EXIT_FAILED
+    return code, state

@@ -1,0 +1,73 @@
+"""Who did something: a structured identity, not free text.
+
+Sign-offs, waivers, skips and forced re-runs record `{name, email, key}`; `key` is the signing key's
+fingerprint once approvals are signed. The four-eyes rule compares identities, so they are parsed
+the way git writes them (`Name <email>`) and compared by email when both have one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UsageError
+
+_FORM = re.compile(r"^\s*(?P<name>[^<>]+?)\s*(?:<(?P<email>[^<>@\s]+@[^<>\s]+)>)?\s*$")
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    email: str | None = None
+    key: str | None = None  # signing key fingerprint, when the approval is signed
+
+    @classmethod
+    def parse(cls, text: str | Identity | dict[str, Any]) -> Identity:
+        if isinstance(text, Identity):
+            return text
+        if isinstance(text, dict):
+            return cls(text["name"], text.get("email"), text.get("key"))
+        m = _FORM.match(text or "")
+        if not m:
+            raise UsageError(
+                f"cannot read identity {text!r}", fix="write it as `Name <email>` or just `Name`"
+            )
+        return cls(m.group("name"), m.group("email"))
+
+    def same_person(self, other: Identity) -> bool:
+        if self.email and other.email:
+            return self.email.lower() == other.email.lower()
+        return self.name.strip().lower() == other.name.strip().lower()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "email": self.email, "key": self.key}
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.email else self.name
+
+
+def _git_config(key: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "config", "--get", key], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def whoami() -> Identity:
+    """The person running relnb: $RELNB_USER, else git's user.name/user.email, else the OS user."""
+    env = os.environ.get("RELNB_USER")
+    if env:
+        return Identity.parse(env)
+    name = _git_config("user.name")
+    email = _git_config("user.email")
+    if name:
+        return Identity(name, email)
+    import getpass
+
+    return Identity(getpass.getuser())

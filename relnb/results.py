@@ -1,0 +1,215 @@
+"""Gate outcomes and how they look in a notebook (HTML) and in a CI log (plain text).
+
+A check implements only its core step and returns an `Outcome`; the release lifecycle turns it
+into a `GateResult` (timing, attempt, journaling, redaction). Rendering lives here so marimo,
+Jupyter, exports and `relnb status` all show the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    INCONCLUSIVE = "inconclusive"
+    PENDING = "pending"
+    SKIPPED = "skipped"
+    WAIVED = "waived"
+    # Stopping a running gate or action is neither a pass nor a verdict on the system.
+    INTERRUPTED = "interrupted"
+
+    @property
+    def ok_for_promotion(self) -> bool:
+        return self in (Status.PASSED, Status.SKIPPED, Status.WAIVED)
+
+    @property
+    def is_failure(self) -> bool:
+        return self in (Status.FAILED, Status.INCONCLUSIVE, Status.INTERRUPTED)
+
+
+COLOURS = {
+    Status.PASSED: ("#1a7f37", "#dafbe1"),
+    Status.FAILED: ("#cf222e", "#ffebe9"),
+    Status.INCONCLUSIVE: ("#9a6700", "#fff8c5"),
+    Status.INTERRUPTED: ("#9a6700", "#fff8c5"),
+    Status.PENDING: ("#57606a", "#f6f8fa"),
+    Status.SKIPPED: ("#57606a", "#f6f8fa"),
+    Status.WAIVED: ("#8250df", "#fbefff"),
+}
+
+SYMBOLS = {
+    Status.PASSED: "PASS",
+    Status.FAILED: "FAIL",
+    Status.INCONCLUSIVE: "INCONCLUSIVE",
+    Status.INTERRUPTED: "INTERRUPTED",
+    Status.PENDING: "PENDING",
+    Status.SKIPPED: "SKIP",
+    Status.WAIVED: "WAIVED",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a check's core step decided, before the lifecycle adds identity and timing."""
+
+    status: Status
+    summary: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def passed(cls, summary: str, **evidence: Any) -> Outcome:
+        return cls(Status.PASSED, summary, evidence)
+
+    @classmethod
+    def failed(cls, summary: str, **evidence: Any) -> Outcome:
+        return cls(Status.FAILED, summary, evidence)
+
+    @classmethod
+    def inconclusive(cls, summary: str, **evidence: Any) -> Outcome:
+        return cls(Status.INCONCLUSIVE, summary, evidence)
+
+    @classmethod
+    def pending(cls, summary: str, **evidence: Any) -> Outcome:
+        return cls(Status.PENDING, summary, evidence)
+
+    @classmethod
+    def skipped(cls, summary: str, **evidence: Any) -> Outcome:
+        return cls(Status.SKIPPED, summary, evidence)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate_id: str
+    status: Status
+    summary: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    finished_at: str | None = None
+    attempt: int = 0
+    title: str = ""
+    # True when the result was read back from the journal instead of being produced now.
+    recorded: bool = False
+    # Extra HTML (inline SVG charts) derived from evidence; never journaled, always re-derivable.
+    figures: tuple[str, ...] = ()
+
+    def with_(self, **changes: Any) -> GateResult:
+        return replace(self, **changes)
+
+    @property
+    def duration_s(self) -> float | None:
+        if not (self.started_at and self.finished_at):
+            return None
+        start = datetime.fromisoformat(self.started_at)
+        end = datetime.fromisoformat(self.finished_at)
+        return (end - start).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gate_id": self.gate_id,
+            "status": str(self.status),
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "attempt": self.attempt,
+        }
+
+    def __repr__(self) -> str:
+        line = f"[{SYMBOLS[self.status]}] {self.gate_id} {self.title}".rstrip()
+        line += f": {self.summary}"
+        if self.recorded:
+            line += " (recorded)"
+        return line
+
+    def _repr_html_(self) -> str:
+        fg, bg = COLOURS[self.status]
+        title = html.escape(self.title)
+        summary = html.escape(self.summary)
+        meta = []
+        if self.attempt:
+            meta.append(f"attempt {self.attempt}")
+        if self.duration_s is not None:
+            meta.append(f"{self.duration_s:.1f} s")
+        if self.finished_at:
+            meta.append(html.escape(self.finished_at))
+        if self.recorded:
+            meta.append("recorded in journal")
+        evidence = html.escape(json.dumps(self.evidence, indent=2, sort_keys=True, default=str))
+        figures = "".join(f'<div class="relnb-figure">{f}</div>' for f in self.figures)
+        return (
+            f'<div class="relnb-gate relnb-{self.status}" data-gate="{self.gate_id}" '
+            f'data-status="{self.status}" style="border-left:6px solid {fg};background:{bg};'
+            'padding:6px 10px;margin:4px 0;font-family:system-ui,sans-serif;font-size:14px">'
+            f'<b style="color:{fg}">{SYMBOLS[self.status]}</b> '
+            f"<b>{self.gate_id}</b> {title}<br><span>{summary}</span>"
+            f'<div style="color:#57606a;font-size:12px">{" · ".join(meta)}</div>'
+            f"{figures}"
+            "<details><summary>evidence</summary>"
+            f'<pre style="white-space:pre-wrap;font-size:12px">{evidence}</pre></details></div>'
+        )
+
+
+@dataclass(frozen=True)
+class StatusTable:
+    """The whole checklist at a glance: one row per gate, in checklist order."""
+
+    release_id: str
+    rows: tuple[GateResult, ...]
+    sections: Mapping[str, str] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[str(r.status)] = out.get(str(r.status), 0) + 1
+        return out
+
+    def __iter__(self) -> Iterable[GateResult]:  # type: ignore[override]
+        return iter(self.rows)
+
+    def __repr__(self) -> str:
+        width = max((len(r.title) for r in self.rows), default=10)
+        lines = [f"release {self.release_id}"]
+        section = None
+        for r in self.rows:
+            if r.gate_id[0] != section:
+                section = r.gate_id[0]
+                lines.append(f"{section}) {self.sections.get(section, '')}")
+            lines.append(
+                f"  {r.gate_id:<3} {SYMBOLS[r.status]:<12} {r.title:<{width}}  {r.summary}"
+            )
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
+        lines.append(f"total: {counts}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        body = []
+        section = None
+        for r in self.rows:
+            if r.gate_id[0] != section:
+                section = r.gate_id[0]
+                name = html.escape(self.sections.get(section, ""))
+                body.append(
+                    f'<tr><th colspan="4" style="text-align:left;padding-top:8px">{section}) {name}</th></tr>'
+                )
+            fg, bg = COLOURS[r.status]
+            body.append(
+                f'<tr data-gate="{r.gate_id}" data-status="{r.status}">'
+                f"<td><b>{r.gate_id}</b></td>"
+                f'<td style="background:{bg};color:{fg};font-weight:bold">{SYMBOLS[r.status]}</td>'
+                f"<td>{html.escape(r.title)}</td><td>{html.escape(r.summary)}</td></tr>"
+            )
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
+        return (
+            f'<div class="relnb-status"><b>release {html.escape(self.release_id)}</b> — {counts}'
+            '<table style="border-collapse:collapse;font-family:system-ui,sans-serif;font-size:13px">'
+            + "".join(body)
+            + "</table></div>"
+        )

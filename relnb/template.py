@@ -1,0 +1,173 @@
+"""The release notebook template, from one source rendered two ways.
+
+The cell list below is generated from the gate registry, so every checklist item has exactly one
+gate cell and the marimo notebook (templates/release.py) and the Jupyter notebook
+(templates/release.ipynb) cannot drift apart; tests compare the committed files with `render_*`.
+Teams may edit their copy in templates/: `relnb new` prefers the project's template.
+
+In marimo, each section's cells read the previous section's summary, which makes the execution
+order explicit (D runs after C) and re-evaluates the promotion guard when an earlier gate changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .gates import GATES, SECTIONS, Kind, gates_in
+
+PLACEHOLDER = "__RELEASE_ID__"
+MARIMO_VERSION = "0.25.2"
+
+
+@dataclass
+class Cell:
+    code: str
+    defines: tuple[str, ...] = ()
+    markdown: str | None = None
+    refs: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _md(text: str) -> Cell:
+    return Cell(code=f'mo.md(r"""\n{text}\n""")', markdown=text, refs=("mo",))
+
+
+def _section_intro(letter: str) -> str:
+    lines = [f"## {letter}) {SECTIONS[letter]}", ""]
+    for g in gates_in(letter):
+        opt = " *(optional)*" if g.optional else ""
+        lines.append(f"- **{g.id}** {g.title}{opt} — {g.kind}")
+    if letter == "D":
+        lines += ["", "Every cell here refuses to run until A–C are passed, skipped or waived."]
+    if letter == "E":
+        lines += ["", "Prepared before D starts; if D7 fails, run the rollback cells below."]
+    return "\n".join(lines)
+
+
+def cells() -> list[Cell]:
+    out = [
+        Cell("import marimo as mo\nimport relnb", ("mo", "relnb")),
+        _md(
+            "# Release __RELEASE_ID__\n\n"
+            "Each cell below is one item of the release checklist (docs/release-checklist.md). "
+            "Automatic gates run and record evidence; sign-offs wait for a person; actions wait "
+            "for their button and run once. The journal in `releases/__RELEASE_ID__/` is the "
+            "record: re-running a cell or reloading the page repeats nothing."
+        ),
+        Cell(f'release = relnb.Release.open("{PLACEHOLDER}")\nrelease', ("release",), refs=("relnb",)),
+    ]
+    prev_summary: str | None = None
+    for letter in SECTIONS:
+        out.append(_md(_section_intro(letter)))
+        results: list[str] = []
+        for g in gates_in(letter):
+            var = g.id.lower()
+            after = (prev_summary,) if prev_summary else ()
+            if g.kind is Kind.SIGN_OFF:
+                form = f"{var}_form"
+                out.append(Cell(f'{form} = relnb.ui.sign_off_form(release, "{g.id}")\n{form}', (form,), refs=("relnb", "release")))
+                code = f'{var} = release.check("{g.id}", submitted={form}.value)\n{var}'
+                out.append(Cell(code, (var,), refs=("release", form, *after)))
+            elif g.kind is Kind.ACTION:
+                go = f"{var}_go"
+                ctrl = f'{go} = relnb.ui.confirm("{g.id}")'
+                refs_extra: tuple[str, ...] = ()
+                skip_arg = ""
+                if g.optional:
+                    ctrl += f'\n{var}_skip = relnb.ui.skip_form("{g.id}")\nmo.vstack([{go}, {var}_skip]) if {var}_skip is not None else {go}'
+                    refs_extra = (f"{var}_skip",)
+                    skip_arg = f", skip={var}_skip"
+                else:
+                    ctrl += f"\n{go}"
+                defines = (go, *refs_extra)
+                out.append(Cell(ctrl, defines, refs=("mo", "relnb") if g.optional else ("relnb",)))
+                code = f'{var} = release.act("{g.id}", confirmed={go}{skip_arg})\n{var}'
+                out.append(Cell(code, (var,), refs=("release", go, *refs_extra, *after)))
+            else:
+                code = f'{var} = release.check("{g.id}")\n{var}'
+                out.append(Cell(code, (var,), refs=("release", *after)))
+            results.append(var)
+        if letter == "E":
+            out.append(_md("### Roll back\n\nOnly if D7 failed or production is hurt: redeploys the previous version, then undoes the schema as the plan above says. Each step runs once and is journaled."))
+            out.append(Cell('rollback_go = relnb.ui.confirm("E3", "Roll back production now")\nrollback_go', ("rollback_go",), refs=("relnb",)))
+            out.append(Cell("rollback = release.rollback(confirmed=rollback_go)\nrollback", ("rollback",), refs=("release", "rollback_go", *results)))
+        summary = f"section_{letter.lower()}"
+        out.append(
+            Cell(
+                f'{summary} = release.section("{letter}", {", ".join(results)})\n{summary}',
+                (summary,),
+                refs=("release", *results),
+            )
+        )
+        prev_summary = summary
+    out.append(_md("## Release status\n\nThe whole checklist, folded from the journal."))
+    out.append(Cell("release.status()", refs=("release", prev_summary or "release")))
+    out.append(_md("## Archive\n\nSeal the release: notebook, HTML, ipynb, journal, samples, incidents, changelog and a manifest go into `releases/<id>/`; afterwards the journal refuses appends."))
+    out.append(Cell('archive_go = relnb.ui.confirm("F3", "Seal the release (archive)")\narchive_go', ("archive_go",), refs=("relnb",)))
+    out.append(Cell("relnb.archive.archive(release, confirmed=archive_go)", refs=("relnb", "release", "archive_go", prev_summary or "release")))
+    return out
+
+
+def render_marimo() -> str:
+    parts = [
+        "import marimo\n",
+        f'__generated_with = "{MARIMO_VERSION}"',
+        'app = marimo.App(width="medium", app_title="relnb release")\n',
+    ]
+    for c in cells():
+        args = ", ".join(sorted(set(c.refs)))
+        body = "\n".join("    " + ln if ln else "" for ln in c.code.splitlines())
+        ret = ""
+        if c.defines:
+            ret = "\n    return (" + ", ".join(c.defines) + ("," if len(c.defines) == 1 else "") + ")"
+        else:
+            ret = "\n    return"
+        parts.append(f"\n@app.cell\ndef _({args}):\n{body}{ret}\n")
+    parts.append('\nif __name__ == "__main__":\n    app.run()\n')
+    return "\n".join(parts)
+
+
+def render_ipynb() -> str:
+    nb_cells = []
+    for c in cells():
+        if c.markdown is not None:
+            nb_cells.append({"cell_type": "markdown", "metadata": {}, "source": c.markdown})
+        else:
+            nb_cells.append(
+                {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": c.code}
+            )
+    nb = {
+        "cells": nb_cells,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+            "relnb": {"template": "release", "gates": [g.id for g in GATES]},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+
+
+def bundled_template_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_templates", here.parent / "templates"):
+        if (candidate / "release.py").is_file():
+            return candidate
+    raise FileNotFoundError("relnb's templates are missing from this installation")
+
+
+def template_path(root: Path, fmt: str) -> Path:
+    name = "release.ipynb" if fmt == "ipynb" else "release.py"
+    local = root / "templates" / name
+    return local if local.is_file() else bundled_template_dir() / name
+
+
+def instantiate(template: Path, release_id: str) -> tuple[str, str]:
+    """The notebook text for a release, and the template's sha256 (journaled for provenance)."""
+    text = template.read_text(encoding="utf-8")
+    if PLACEHOLDER not in text:
+        raise ValueError(f"{template} has no {PLACEHOLDER} placeholder")
+    return text.replace(PLACEHOLDER, release_id), hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,1 @@
+ALTER TABLE documents ADD COLUMN token uuid DEFAULT gen_random_uuid();

@@ -1,0 +1,1 @@
+ALTER TABLE documents ADD CONSTRAINT documents_title_key UNIQUE (title);

@@ -1,0 +1,1 @@
+CREATE INDEX documents_title_idx ON documents (title);

@@ -1,0 +1,1 @@
+CREATE INDEX CONCURRENTLY documents_title_idx ON documents (title);

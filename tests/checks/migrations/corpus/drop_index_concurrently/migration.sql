@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY documents_workspace_idx;

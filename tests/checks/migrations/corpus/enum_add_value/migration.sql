@@ -1,0 +1,1 @@
+ALTER TYPE doc_kind ADD VALUE 'docx';

@@ -1,0 +1,1 @@
+ALTER TABL documents ADD COLUMN x text;

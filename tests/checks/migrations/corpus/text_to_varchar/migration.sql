@@ -1,0 +1,1 @@
+ALTER TABLE documents ALTER COLUMN body TYPE varchar(100);

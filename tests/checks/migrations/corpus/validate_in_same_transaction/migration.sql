@@ -1,0 +1,2 @@
+ALTER TABLE documents ADD CONSTRAINT documents_workspace_fk FOREIGN KEY (workspace_id) REFERENCES workspaces (id) NOT VALID;
+ALTER TABLE documents VALIDATE CONSTRAINT documents_workspace_fk;

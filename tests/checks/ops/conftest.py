@@ -1,0 +1,142 @@
+"""Fixtures for the ops checks: a docflow-shaped API on uvicorn, moto's S3/RDS/SSM server."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+def load_local(name: str) -> Any:
+    """Import a sibling helper module by path (tests run with --import-mode=importlib)."""
+    spec = importlib.util.spec_from_file_location(f"relnb_ops_{name}", HERE / f"{name}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+docflow_fake = load_local("docflow_fake")
+
+
+@contextmanager
+def uvicorn_server(app: Any) -> Iterator[str]:
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
+@dataclass
+class Docflow:
+    url: str
+    owner: Any  # relnb Secret
+    member: Any
+    knobs: Any
+    state: Any
+
+
+@pytest.fixture
+def docflow() -> Iterator[Docflow]:
+    from relnb.redact import Secret
+
+    owner_raw, member_raw = docflow_fake.make_tokens()
+    app, state = docflow_fake.make_app(owner_raw, member_raw)
+    with uvicorn_server(app) as url:
+        yield Docflow(
+            url,
+            Secret("OWNER_TOKEN", owner_raw),
+            Secret("MEMBER_TOKEN", member_raw),
+            state.knobs,
+            state,
+        )
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], str]]:
+    stack: list[Any] = []
+
+    def start(app: Any) -> str:
+        cm = uvicorn_server(app)
+        stack.append(cm)
+        return cm.__enter__()
+
+    yield start
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def dead_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto's real HTTP server (S3, RDS, SSM, Secrets Manager) on 127.0.0.1."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Fake credentials for moto and a clean state; yields the endpoint URL."""
+    import httpx
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-access-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-key")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    httpx.post(f"{moto_url}/moto-api/reset", timeout=10)
+    yield moto_url
+
+
+@pytest.fixture
+def s3(aws: str) -> Any:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=aws, region_name="us-east-1")

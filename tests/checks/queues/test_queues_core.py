@@ -1,0 +1,78 @@
+"""The parts of the queue checks that need no job library: URLs, redaction, the kind registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from relnb.checks.queues import inspector_kinds, judge_queue, make_inspector, register_inspector
+from relnb.checks.queues_model import (
+    JobInfo,
+    QueueStats,
+    describe_redis_url,
+    last_line,
+    scrub_reason,
+)
+from relnb.errors import UsageError
+from relnb.results import Status
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw-123456@cache.internal:6380/2", "redis://cache.internal:6380/2"),
+        ("rediss://user:pw-123456@cache.internal/0", "rediss://cache.internal:6379/0"),
+        ("redis://127.0.0.1", "redis://127.0.0.1:6379/0"),
+        ("unix:///run/redis.sock?db=3", "unix:///run/redis.sock?db=3"),
+    ],
+)
+def test_describe_redis_url_drops_credentials(url: str, shown: str) -> None:
+    assert describe_redis_url(url) == shown
+
+
+def test_scrub_reason_masks_credentials_and_truncates() -> None:
+    text = "connect redis://app:hunter22@db:5432/x failed; token=abc.def password: 'p w'"
+    out = scrub_reason(text)
+    assert "hunter22" not in out and "abc.def" not in out and "p w" not in out
+    assert "redis://***@db:5432/x" in out
+    assert len(scrub_reason("x" * 1000, 50)) == 50
+    assert last_line("Traceback...\n  File x\nValueError: bad\n\n") == "ValueError: bad"
+
+
+def test_registry_rejects_unknown_kinds_and_options() -> None:
+    assert inspector_kinds() == ["bullmq", "celery", "redis-streams", "rq"]
+    with pytest.raises(UsageError, match="use one of: bullmq, celery, redis-streams, rq"):
+        make_inspector("kafka", None, ["q"])
+    with pytest.raises(UsageError, match="bad options"):
+        make_inspector("bullmq", None, ["q"], visibility_timeout_s=3)
+    with pytest.raises(UsageError, match="already registered"):
+        register_inspector("rq", lambda *a, **k: None)
+
+
+def _stats(**kw: Any) -> QueueStats:
+    return QueueStats("q", exists=True, **kw)
+
+
+def test_judge_queue_rules() -> None:
+    """Each verdict rule on hand-built stats (the integration tests produce the same with real
+    libraries); pins the precedence: stuck > too old > paused > throughput > idle."""
+    rules = {"max_job_age_s": 60, "require_completions": True, "accept_idle": False}
+    stuck = JobInfo("7", "active", 1.0, reason="active without its lock")
+    old = JobInfo("8", "waiting", 120.0)
+    cases = [
+        ([_stats(), _stats(stuck=(stuck,), completed_since_previous=5)], Status.FAILED, "stuck job 7"),
+        ([_stats(), _stats(waiting=1, oldest_waiting=old, completed_since_previous=3)],
+         Status.FAILED, "has waited 120 s"),
+        ([_stats(), _stats(waiting=2, paused=True, completed_since_previous=0)], Status.FAILED, "paused"),
+        ([_stats(waiting=4), _stats(waiting=4, completed_since_previous=0)], Status.FAILED,
+         "no job completed in 10 s while 4 waiting"),
+        ([_stats(), _stats(waiting=1, completed_since_previous=None)], Status.INCONCLUSIVE,
+         "could not be counted"),
+        ([_stats(), _stats(completed_since_previous=0)], Status.INCONCLUSIVE, "idle"),
+        ([_stats(), _stats(completed_since_previous=2)], Status.PASSED, "2 job(s) completed"),
+        ([QueueStats("q", exists=False, notes=("nope",))], Status.INCONCLUSIVE, "q: nope"),
+    ]  # fmt: skip
+    for series, status, text in cases:
+        got, message = judge_queue(series, 10.0, **rules)
+        assert got is status and text in message, (message, status)

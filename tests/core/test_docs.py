@@ -1,0 +1,43 @@
+"""Docs are generated from the code they describe, and tests keep them current."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from relnb.cli import build_parser
+from relnb.config import reference_markdown
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli_reference() -> str:
+    os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal width
+    parser = build_parser()
+    out = ["# CLI reference", "", "Generated from `relnb --help`; a test keeps it current.", ""]
+    out += ["```text", parser.format_help().strip(), "```", ""]
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, p in sub.choices.items():
+        out += [f"## relnb {name}", "", "```text", p.format_help().strip(), "```", ""]
+    return "\n".join(out)
+
+
+def test_config_reference_is_current():
+    assert (ROOT / "docs" / "config.md").read_text() == reference_markdown()
+
+
+def test_cli_reference_is_current_and_every_command_documented():
+    text = (ROOT / "docs" / "cli.md").read_text()
+    assert text == cli_reference(), "regenerate: python -m tests.core.test_docs"
+    for cmd in ("new", "run", "status", "verify", "list"):
+        assert f"## relnb {cmd}" in text
+
+
+def test_cli_help_runs():
+    out = subprocess.run([sys.executable, "-m", "relnb.cli", "--help"], capture_output=True, text=True, check=True)
+    assert "relnb" in out.stdout and "run" in out.stdout
+
+
+if __name__ == "__main__":
+    (ROOT / "docs" / "cli.md").write_text(cli_reference())
+    (ROOT / "docs" / "config.md").write_text(reference_markdown())

@@ -1,0 +1,250 @@
+"""Gates, sign-offs, waivers, skips, actions and the promotion guard, through the public API."""
+
+import pytest
+
+import relnb
+from relnb import ActionRefused, Outcome, Release, Status, UsageError
+
+from .helpers import make_project
+
+A_TO_C = [g.id for g in relnb.GATES if g.section in "ABC"]
+
+
+@pytest.fixture
+def release(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELNB_USER", "Lead Person <lead@example.org>")
+    for var in ("RELNB_CONFIRM", "RELNB_SIGNOFFS", "RELNB_RERUN", "RELNB_SKIPS", "RELNB_HEADLESS"):
+        monkeypatch.delenv(var, raising=False)
+    root = make_project(tmp_path / "p")
+    r = Release.create("1.4.0", root=root)
+    yield r
+    r.close()
+
+
+def all_green(r: Release, *, except_: tuple[str, ...] = ()) -> None:
+    for gid in A_TO_C:
+        if gid in except_:
+            continue
+        spec = relnb.get_gate(gid)
+        if spec.optional:
+            r.skip(gid, reason="not needed")
+        elif spec.kind is relnb.Kind.ACTION:
+            r.action(gid, lambda: Outcome.passed("done"), confirmed=True)
+        else:
+            r.run(gid, lambda: Outcome.passed("ok"))
+
+
+def test_status_is_a_fold_over_the_journal(release):
+    release.run("A1", lambda: Outcome.passed("green", checks=12))
+    again = relnb.read_state("1.4.0", root=release.config.root)
+    assert again.result("A1").status is Status.PASSED
+    assert again.result("A1").evidence == {"checks": 12}
+    assert again.result("A2").status is Status.PENDING
+
+
+def test_settled_gate_is_read_back_unsettled_runs_again(release):
+    calls = []
+    release.run("A1", lambda: calls.append(1) or Outcome.passed("ok"))
+    release.run("A1", lambda: calls.append(1) or Outcome.passed("ok"))
+    assert len(calls) == 1
+    release.run("A2", lambda: calls.append(2) or Outcome.failed("missing spec"))
+    release.run("A2", lambda: calls.append(2) or Outcome.passed("documented"))
+    assert calls.count(2) == 2
+    assert release.result("A2").status is Status.PASSED
+    release.run("A1", lambda: calls.append(1) or Outcome.failed("red now"), rerun=True)
+    assert release.result("A1").status is Status.FAILED
+
+
+def test_a_crashing_check_fails_with_a_traceback(release):
+    res = release.run("A6", lambda: {}["missing"])
+    assert res.status is Status.FAILED
+    assert "KeyError" in res.summary and "Traceback" in res.evidence["traceback"]
+
+
+def test_a_check_returning_the_wrong_type_fails(release):
+    assert release.run("A6", lambda: True).status is Status.FAILED
+
+
+def test_promotion_guard_names_blockers_then_waiver_then_void(release):
+    all_green(release, except_=("C3",))
+    release.run("C3", lambda: Outcome.failed("ALTER TABLE takes ACCESS EXCLUSIVE"))
+    ran = []
+    for gid in [g.id for g in relnb.GATES if g.section == "D"]:
+        spec = relnb.get_gate(gid)
+        if spec.kind is relnb.Kind.ACTION:
+            res = release.action(gid, lambda gid=gid: ran.append(gid) or Outcome.passed("x"), confirmed=True)
+        else:
+            res = release.run(gid, lambda gid=gid: ran.append(gid) or Outcome.passed("x"))
+        assert res.status is Status.PENDING
+        assert "C3 (failed)" in res.summary, res.summary
+    assert ran == []
+    with pytest.raises(relnb.PromotionRefused) as exc:
+        release.require_promotion()
+    assert exc.value.blockers == [("C3", "failed")]
+
+    release.waive("C3", approver="Second Person <second@example.org>", reason="table has 10 rows")
+    assert release.result("C3").status is Status.WAIVED
+    d2 = release.action("D2", lambda: Outcome.passed("snapshot s3://b/k"), confirmed=True)
+    assert d2.status is Status.PASSED
+
+    release.run("C3", lambda: Outcome.failed("still unsafe"), rerun=True)
+    assert release.result("C3").status is Status.FAILED
+    d3 = release.action("D3", lambda: Outcome.passed("migrated"), confirmed=True)
+    assert d3.status is Status.PENDING and "C3 (failed)" in d3.summary
+
+
+def test_rerunning_an_upstream_gate_voids_downstream_waiver(release):
+    release.run("A3", lambda: Outcome.failed("no migration"))
+    release.run("C3", lambda: Outcome.failed("unsafe"))
+    release.waive("C3", approver="Other <o@example.org>", reason="accepted")
+    assert release.result("C3").status is Status.WAIVED
+    release.run("A3", lambda: Outcome.passed("migration found"), rerun=True)
+    state = release.state
+    assert release.result("C3").status is Status.FAILED
+    assert state.gates["C3"].voided_waivers[0]["voided_by"]["gate"] == "A3"
+
+
+def test_waiver_rules(release):
+    release.run("A1", lambda: Outcome.passed("ok"))
+    with pytest.raises(UsageError):
+        release.waive("A1", approver="X", reason="why")  # nothing to waive
+    release.run("A2", lambda: Outcome.inconclusive("spec unreadable"))
+    with pytest.raises(UsageError):
+        release.waive("A2", approver="X", reason="  ")
+
+
+def test_skip_only_optional_with_reason(release):
+    with pytest.raises(UsageError):
+        release.skip("B2", reason="no")
+    with pytest.raises(UsageError):
+        release.skip("B3", reason=" ")
+    assert release.skip("B3", reason="images built by CI").status is Status.SKIPPED
+
+
+def test_sign_off_gathers_evidence_then_waits(release):
+    res = release.request_sign_off("A3", evidence=lambda: Outcome.passed("1 new migration", sql="ALTER ..."))
+    assert res.status is Status.PENDING and "awaiting sign-off" in res.summary
+    res = release.request_sign_off("A3", submitted="read the SQL")
+    assert res.status is Status.PASSED
+    assert res.evidence["sign_off"]["by"]["email"] == "lead@example.org"
+    assert res.evidence["sql"] == "ALTER ..."
+
+
+def test_sign_off_cannot_pass_failed_evidence_and_requires_note_when_asked(release):
+    release.request_sign_off("A3", evidence=lambda: Outcome.failed("schema changed, no migration"))
+    with pytest.raises(UsageError):
+        release.sign_off("A3", by="Alice", note="fine")
+    release.request_sign_off(
+        "A4", evidence=lambda: Outcome.passed("1 destructive change", sign_off_requires="an expand/contract plan")
+    )
+    with pytest.raises(UsageError):
+        release.sign_off("A4", by="Alice", note="")
+    assert release.sign_off("A4", by="Alice", note="expand now, contract in 1.5").status is Status.PASSED
+
+
+def test_action_runs_once_and_force_needs_reason(release):
+    all_green(release)
+    calls = []
+    step = lambda: calls.append(1) or Outcome.passed("snapshot taken", key="s3://b/1")  # noqa: E731
+    assert release.action("D2", step, confirmed=False).status is Status.PENDING
+    assert calls == []
+    first = release.action("D2", step, confirmed=True)
+    second = release.action("D2", step, confirmed=True)
+    assert first.status is second.status is Status.PASSED
+    assert second.recorded and calls == [1]
+    with pytest.raises(ActionRefused):
+        release.action("D2", step, confirmed=True, force=True)
+    release.action("D2", step, confirmed=True, force=True, reason="first snapshot was partial")
+    assert calls == [1, 1]
+    started = [e for e in release.journal.events if e.type == "action-started"]
+    assert started[-1].payload["forced"] is True and started[-1].payload["reason"] == "first snapshot was partial"
+
+
+def test_interrupted_action_needs_resume(release):
+    all_green(release)
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        release.action("D2", interrupted, confirmed=True)
+    assert release.result("D2").status is Status.INTERRUPTED
+    calls = []
+    res = release.action("D2", lambda: calls.append(1) or Outcome.passed("ok"), confirmed=True)
+    assert res.status is Status.INTERRUPTED and calls == []
+    res = release.action("D2", lambda: calls.append(1) or Outcome.passed("ok"), confirmed=True, resume=True)
+    assert res.status is Status.PASSED and calls == [1]
+    # an action whose process died mid-way (started, never finished)
+    release.journal.append("action-started", {"gate": "D3", "action": "D3", "attempt": 1})
+    res = release.action("D3", lambda: calls.append(2) or Outcome.passed("ok"), confirmed=True)
+    assert res.status is Status.INTERRUPTED and "resume=True" in res.summary and calls == [1]
+    res = release.action("D3", lambda: calls.append(2) or Outcome.passed("ok"), confirmed=True, resume=True)
+    assert res.status is Status.PASSED and calls == [1, 2]
+
+
+def test_headless_context_confirms_and_signs(release, monkeypatch, tmp_path):
+    all_green(release)
+    so = tmp_path / "so.json"
+    so.write_text('{"a5": {"by": "Flag Owner <f@example.org>", "note": "flag docflow.analytics"}}')
+    monkeypatch.setenv("RELNB_CONFIRM", "D")
+    monkeypatch.setenv("RELNB_SIGNOFFS", str(so))
+    ctx = relnb.RunContext.from_env()
+    assert ctx.confirmed("D2") and not ctx.confirmed("B2")
+    release.context = ctx
+    assert release.action("D2", lambda: Outcome.passed("x")).status is Status.PASSED
+
+
+def test_incident_and_note(release):
+    inc = release.incident("error rate 4%", severity="major", gate="D7", evidence={"max": 0.04})
+    assert inc["severity"] == "major"
+    with pytest.raises(UsageError):
+        release.incident("x", severity="apocalyptic")
+    release.note("paused for lunch")
+    assert release.state.incidents[0]["title"] == "error rate 4%"
+
+
+def test_rendering(release):
+    res = release.run("A1", lambda: Outcome.failed("2 checks red", red=["lint", "e2e"]))
+    html = res._repr_html_()
+    assert 'data-status="failed"' in html and "2 checks red" in html and "<details>" in html
+    assert repr(res).startswith("[FAIL] A1")
+    table = release.status()
+    assert len(table.rows) == 33
+    assert "A1" in repr(table) and 'data-gate="F3"' in table._repr_html_()
+
+
+def test_failed_action_retries_only_on_an_explicit_go(release, monkeypatch):
+    all_green(release)
+    calls = []
+    release.action("D2", lambda: calls.append(1) or Outcome.failed("pg_dump exited 1"), confirmed=True)
+    monkeypatch.setenv("RELNB_CONFIRM", "all")
+    release.context = relnb.RunContext.from_env()
+    again = release.action("D2", lambda: calls.append(1) or Outcome.passed("ok"))
+    assert again.status is Status.FAILED and again.recorded and calls == [1]
+    clicked = release.action("D2", lambda: calls.append(1) or Outcome.passed("ok"), confirmed=True)
+    assert clicked.status is Status.PASSED and calls == [1, 1]
+
+
+def test_rollback_runs_only_when_asked_by_name_and_once(release, monkeypatch, tmp_path):
+    log = tmp_path / "rb.log"
+    cfg = release.config.root / "relnb.toml"
+    cfg.write_text(f'[environments.production]\nbase_url = "http://127.0.0.1:9"\nversion_path = ""\n'
+                   f'[environments.production.commands]\nrollback = "echo rb >> {log}"\n')
+    release.config = relnb.load_config(cfg)
+    all_green(release)
+    assert release.rollback(confirmed=True).rows[0].status is Status.PENDING  # nothing deployed yet
+    release.action("D2", lambda: Outcome.passed("snap"), confirmed=True)
+    release.action("D3", lambda: Outcome.passed("migrated"), confirmed=True)
+    release.action("D4", lambda: Outcome.passed("deployed", sha="abc"), confirmed=True)
+    monkeypatch.setenv("RELNB_CONFIRM", "all")
+    release.context = relnb.RunContext.from_env()
+    table = release.rollback()
+    assert [r.status for r in table.rows] == [Status.PENDING]  # `all` does not imply a rollback
+    assert not log.exists()
+    monkeypatch.setenv("RELNB_CONFIRM", "rollback")
+    release.context = relnb.RunContext.from_env()
+    table = release.rollback()
+    # no previous tag in this repo: the redeploy step fails honestly and is journaled once
+    assert table.rows[0].status is Status.FAILED and "previous release tag" in table.rows[0].summary
+    started = [e for e in release.journal.events if e.type == "action-started" and e.payload["action"] == "rollback-redeploy"]
+    assert len(started) == 1

@@ -1,0 +1,97 @@
+"""Signing wired into the Release API and `relnb verify`: opt-in, four-eyes, tamper detection."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import relnb
+from relnb import Outcome
+from relnb.signing import SigningRefused
+
+from .conftest import ALICE, BOB
+
+
+def _project(repo_path: Path, *, enabled: bool) -> Path:
+    (repo_path / "relnb.toml").write_text(
+        f'[project]\nrelease_lead = "Alice <{ALICE}>"\n[signing]\nenabled = {str(enabled).lower()}\n'
+    )
+    subprocess.run(["git", "-C", str(repo_path), "-c", "user.name=T", "-c", "user.email=t@x.org", "add", "."], check=True)
+    subprocess.run(["git", "-C", str(repo_path), "-c", "user.name=T", "-c", "user.email=t@x.org", "commit", "-qm", "cfg"], check=True)
+    return repo_path
+
+
+def _release(root: Path, monkeypatch: pytest.MonkeyPatch, who: str, key: Path | None) -> relnb.Release:
+    monkeypatch.setenv("RELNB_USER", f"{who.split('@')[0].title()} <{who}>")
+    if key:
+        monkeypatch.setenv("RELNB_SIGNING_KEY", str(key))
+    else:
+        monkeypatch.delenv("RELNB_SIGNING_KEY", raising=False)
+    return relnb.Release.open("1.0.0", root=root)
+
+
+def test_signing_is_opt_in(repo, keys, monkeypatch):
+    root = _project(repo.path, enabled=False)
+    monkeypatch.setenv("RELNB_SIGNING_KEY", str(keys.priv("alice")))
+    r = relnb.Release.create("1.0.0", root=root)
+    r.request_sign_off("A5", submitted="no flag needed")
+    assert "approval" not in r.journal.events[-1].payload
+    r.close()
+
+
+def test_signed_sign_off_four_eyes_and_verify(repo, keys, monkeypatch, tmp_path):
+    root = _project(repo.path, enabled=True)
+    monkeypatch.setenv("RELNB_USER", f"Alice <{ALICE}>")
+    r = relnb.Release.create("1.0.0", root=root)
+    r.close()
+    r = _release(root, monkeypatch, ALICE, keys.priv("alice"))
+    res = r.request_sign_off("A5", submitted="no flag needed")
+    ev = r.journal.events[-1]
+    assert ev.payload["approval"]["principal"] == ALICE
+    assert res.evidence["sign_off"]["by"]["key"].startswith("SHA256:")
+    r.run("C3", lambda: Outcome.failed("rewrite of documents"))
+    with pytest.raises(SigningRefused):  # the release lead waiving their own failure
+        r.waive("C3", approver=f"Alice <{ALICE}>", reason="small table")
+    assert r.journal.events[-1].type == "approval-refused"
+    r.close()
+    r = _release(root, monkeypatch, BOB, keys.priv("bob"))
+    assert r.waive("C3", approver=f"Bob <{BOB}>", reason="table has 200 rows").status is relnb.Status.WAIVED
+    r.close()
+
+    env = {**os.environ, "RELNB_SIGNING_KEY": str(keys.priv("alice")), "RELNB_USER": f"Alice <{ALICE}>"}
+    env.pop("RELNB_ROOT", None)
+    sealed = subprocess.run([sys.executable, "-m", "relnb.cli", "archive", "1.0.0"], cwd=root, env=env, capture_output=True, text=True)
+    assert sealed.returncode == 0, sealed.stdout + sealed.stderr
+    seal = json.loads((root / "releases" / "1.0.0" / "journal.jsonl").read_text().splitlines()[-1])
+    assert seal["type"] == "sealed" and seal["payload"]["approval"]["principal"] == ALICE
+    ok = subprocess.run([sys.executable, "-m", "relnb.cli", "verify", "1.0.0"], cwd=root, env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "signed" in ok.stdout.lower()
+
+    # forge: change the signed note and re-chain the journal so only the signature can tell
+    from relnb.journal import canonical, event_hash
+
+    path = root / "releases" / "1.0.0" / "journal.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    prev = "0" * 64
+    for ev in lines:
+        if ev["type"] == "sign-off":
+            ev["payload"]["note"] = "flag docflow.analytics is on"
+            bad_seq = ev["seq"]
+        ev["prev"] = prev
+        ev["hash"] = event_hash(ev["seq"], ev["ts"], ev["type"], ev["payload"], prev)
+        prev = ev["hash"]
+    path.write_bytes(b"".join(canonical(ev) + b"\n" for ev in lines))
+    bad = subprocess.run([sys.executable, "-m", "relnb.cli", "verify", "1.0.0"], cwd=root, env=env, capture_output=True, text=True)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert f"seq {bad_seq}" in bad.stdout and ALICE in bad.stdout
+    priv = keys.priv("alice").read_text()
+    body = "".join(priv.splitlines()[1:-1])
+    for f in (root / "releases").rglob("*"):
+        if f.is_file():
+            assert body[:40] not in f.read_text(errors="replace")
