@@ -348,7 +348,15 @@ def destructive_changes(sql: str | Sequence[Statement]) -> list[Finding]:
                 elif st == "AT_SetNotNull":
                     add("set-not-null", f"makes {table}.{cmd.name} NOT NULL", s, table)
                 elif st == "AT_AlterColumnType":
-                    add("column-type-change", f"changes the type of {table}.{cmd.name}", s, table)
+                    add(
+                        "column-type-change",
+                        # what the old app version sees: PostgreSQL answers "cached plan must
+                        # not change result type" to statements it prepared before the change
+                        f"changes the type of {table}.{cmd.name} (old app instances' prepared "
+                        "statements on it fail until they reconnect)",
+                        s,
+                        table,
+                    )
                 elif st == "AT_DropConstraint":
                     add("drop-constraint", f"drops constraint {cmd.name} on {table}", s, table)
                 elif st == "AT_AddColumn":

@@ -165,7 +165,13 @@ class ConnectionPool:
             except queue.Empty:
                 conn = None
             if conn is None:
-                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                # No server-side prepared statements: after a column type change (the
+                # unsafe-migration fault) a prepared plan fails with "cached plan must not change
+                # result type" on every later use, and whether a connection had prepared one
+                # depends on timing, which would make the demo's B8/C1 verdicts a race.
+                conn = psycopg.connect(
+                    self.url, autocommit=True, connect_timeout=5, prepare_threshold=None
+                )
             try:
                 yield conn
             except psycopg.OperationalError:

@@ -79,7 +79,8 @@ def test_fault_turns_exactly_its_gates(fault, tmp_path):
     assert code != 0, out[-3000:]
     assert len(gates) == 33, out[-3000:]
     bad = {g for g, s in gates.items() if s in ("FAIL", "INCONCLUSIVE", "INTERRUPTED")}
-    assert bad == FAULTS[fault], (bad, out[-3000:])
+    rows = [line for line in out.splitlines() if re.match(r"^\s+([A-F][0-9])\s", line) and line.split()[0] in bad ^ FAULTS[fault]]
+    assert bad == FAULTS[fault], (bad, rows, out[-3000:])
     # everything else passed, or waits behind the failure (D refused), or was skipped with a reason
     for g, s in gates.items():
         if g not in bad:
