@@ -46,6 +46,8 @@ FAULT_DEFAULTS: dict[str, Any] = {
     "cors_drop_origin": False,
     "fail_extraction": False,
     "stalled": False,
+    # epoch seconds from which /metrics answers 503 (the exporter stopped); 0 = never
+    "metrics_down_at": 0,
     "scope": "tenant",
 }
 
@@ -242,7 +244,7 @@ def make_app(settings: Settings) -> Any:
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
     pool = ConnectionPool(settings.database_url)
@@ -554,6 +556,9 @@ def make_app(settings: Settings) -> Any:
         )
 
     async def metrics(request: Request) -> Response:
+        down_at = faults.get()["metrics_down_at"]
+        if down_at and time.time() >= down_at:
+            return PlainTextResponse("metrics exporter stopped", status_code=503)
         data = await run_in_threadpool(generate_latest, registry)
         return Response(data, media_type="text/plain; version=0.0.4; charset=utf-8")
 

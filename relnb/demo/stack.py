@@ -62,6 +62,7 @@ FAULT_DEFAULT_ENV: dict[str, str] = {
     "missing-secret": "production",
     "error-rate": "production",
     "latency": "production",
+    "metrics-down": "production",
 }
 # What each fault sets in the environment's fault hash (see app.py / worker.py).
 RUNTIME_FAULTS: dict[str, dict[str, Any]] = {
@@ -72,7 +73,10 @@ RUNTIME_FAULTS: dict[str, dict[str, Any]] = {
     "latency": {"latency_ms": 900},
 }
 # On production these switch on only when the new version is deployed (they are bugs of it).
-AFTER_DEPLOY = {"wrong-sha", "stalled-worker", "dlq", "error-rate", "latency"}
+AFTER_DEPLOY = {"wrong-sha", "stalled-worker", "dlq", "error-rate", "latency", "metrics-down"}
+# `metrics-down`: the app's /metrics stops answering this long after the deploy, i.e. after the
+# monitoring window has its first samples (the source going away mid-window, not a missing one)
+METRICS_DOWN_AFTER_S = 12
 IMAGE_REPOSITORIES = {"api": "docflow-api", "worker": "docflow-worker"}
 WORKER_REPLICAS = 2
 SEED_DOCUMENTS = 50_000
@@ -199,6 +203,8 @@ class DemoStack:
             if env == "production" and f.name in AFTER_DEPLOY and not new_version_on_production:
                 continue
             out.update(RUNTIME_FAULTS[f.name])
+        if self.has_fault("metrics-down", env) and (env != "production" or new_version_on_production):
+            out["metrics_down_at"] = int(time.time() + METRICS_DOWN_AFTER_S)
         return out
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -461,7 +461,14 @@ class WindowVerdict:
             return Outcome.inconclusive(f"window not finished: {window}", **evidence)
         if reasons:
             extra_n = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
-            return Outcome.inconclusive(f"not enough evidence: {reasons[0]}{extra_n}", **evidence)
+            # the cause a release lead acts on: the source itself stopped answering
+            cause = ""
+            if self.gap_samples and self.errors:
+                error, _ = max(self.errors.items(), key=lambda kv: kv[1])
+                cause = f"; source failed {self.gap_samples} poll(s): {error[:120]}"
+            return Outcome.inconclusive(
+                f"not enough evidence: {reasons[0]}{extra_n}{cause}", **evidence
+            )
         transient = len(self.breaches)
         note = f"; {transient} transient breach(es) within failure limits" if transient else ""
         return Outcome.passed(f"window {_dur(self.duration_s)} clean: {latest}{note}", **evidence)

@@ -31,9 +31,13 @@ FAULTS = {
     "error-rate": {"D7"},
     "latency": {"D7"},
     "dlq@production": {"D7"},
+    # the app's /metrics stops answering mid-window: no data is never a pass
+    "metrics-down": {"D7"},
     # staging erroring also fails the soak: C1 watches the same staging metrics as B8
     "error-rate@staging": {"B8", "C1"},
 }
+# fault -> (gate, words its summary must carry): the reason a release lead acts on
+REASONS = {"metrics-down": ("D7", "source failed")}
 
 
 def demo(*args: str, tmp: Path) -> tuple[int, dict[str, str], str]:
@@ -81,6 +85,10 @@ def test_fault_turns_exactly_its_gates(fault, tmp_path):
     bad = {g for g, s in gates.items() if s in ("FAIL", "INCONCLUSIVE", "INTERRUPTED")}
     rows = [line for line in out.splitlines() if re.match(r"^\s+([A-F][0-9])\s", line) and line.split()[0] in bad ^ FAULTS[fault]]
     assert bad == FAULTS[fault], (bad, rows, out[-3000:])
+    if fault in REASONS:
+        gate, words = REASONS[fault]
+        row = next(line for line in out.splitlines() if re.match(rf"^\s+{gate}\s", line))
+        assert words in row, row
     # everything else passed, or waits behind the failure (D refused), or was skipped with a reason
     for g, s in gates.items():
         if g not in bad:

@@ -188,6 +188,8 @@ def test_polls_that_raise_are_gaps_not_crashes():
     outcome, recorded, _ = window({}, source=Broken())
     assert outcome.status == Status.INCONCLUSIVE
     assert recorded[0]["errors"] == ["ConnectionError: refused"]
+    # the summary names the cause, not only the missing samples
+    assert "source failed 60 poll(s): ConnectionError: refused" in outcome.summary
     assert outcome.evidence["errors"][0]["count"] == 60
 
 
