@@ -63,6 +63,27 @@ def _(alt, failures, pd):
 
 
 @app.cell
+def _(dora, mo, rows):
+    # Every approval with its signature mark: UNSIGNED ones are the decisions nobody can vouch for.
+    approvals = dora.approval_rows(rows)
+    mo.md(
+        "## Approvals\n\n"
+        + (
+            "| release | seq | gate | signature | approval |\n|---|---|---|---|---|\n"
+            + "\n".join(
+                f"| {a['release']} | {a['seq']} | {a['gate']} | "
+                + (a["mark"] if a["signed"] else f"**{a['mark']}**")
+                + f" | {a['approval'].replace('|', '/')} |"
+                for a in approvals
+            )
+            if approvals
+            else "No approvals recorded."
+        )
+    )
+    return
+
+
+@app.cell
 def _(dora, os, releases_dir, sys):
     # Headless: `python notebooks/review.py --html out.html` (or RELNB_REVIEW_HTML=out.html)
     out = os.environ.get("RELNB_REVIEW_HTML")

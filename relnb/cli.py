@@ -73,14 +73,27 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from relnb.headless import RunOptions, load_sign_offs_file, parse_sign_off, run_notebook
+    from relnb.headless import (
+        RunOptions,
+        approvals_file_at,
+        load_sign_offs_file,
+        parse_sign_off,
+        run_notebook,
+    )
+    from relnb.release import ENV_SIGNOFFS
+    from relnb.signing.approvals_file import skips_for_run
 
     config = _config(args)
     for key, var in config.secret_refs():
         config.secret(var, key=key)  # a missing secret is a usage error (exit 3) before anything runs
     sign_offs: dict[str, dict[str, str]] = {}
-    if args.sign_offs:
-        sign_offs.update(load_sign_offs_file(Path(args.sign_offs)))
+    # --sign-offs FILE, else $RELNB_SIGNOFFS: plain sign-offs, or a `relnb sign` approvals file
+    sign_offs_path = args.sign_offs or os.environ.get(ENV_SIGNOFFS)
+    approvals = None
+    if sign_offs_path:
+        sign_offs.update(load_sign_offs_file(Path(sign_offs_path)))
+        if approvals_file_at(Path(sign_offs_path)) is not None:
+            approvals = Path(sign_offs_path)
     for text in args.sign_off or []:
         gid, entry = parse_sign_off(text)
         sign_offs[gid] = entry
@@ -91,6 +104,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not reason.strip():
             raise UsageError(f"--skip {text!r} needs a reason", fix="write ID=reason")
         skips[gid] = reason.strip()
+    if approvals is not None:  # a pre-signed skip is the decision to skip, in the signed words
+        for gid, reason in skips_for_run(approvals_file_at(approvals)).items():
+            skips.setdefault(gid, reason)
     confirm = [c.strip().upper() for c in (args.confirm or "").split(",") if c.strip()]
     for c in confirm:
         if c not in ("ALL", "ROLLBACK") and not (len(c) == 1 and c in relnb.SECTIONS):
@@ -105,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         skips=skips,
         window=args.window,
         timeout_s=relnb.parse_duration(args.timeout),
+        approvals=approvals,
     )
     code, state = run_notebook(opts, config)
     _out(repr(state.table()))
@@ -153,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("notebook", help="notebooks/release-<version>.py or .ipynb")
     r.add_argument("--junit", help="write JUnit XML (one testcase per gate) here")
     r.add_argument("--sign-off", action="append", metavar="ID=WHO:NOTE", help="give a sign-off (repeatable)")
-    r.add_argument("--sign-offs", metavar="FILE", help='JSON file {"A3": {"by": "Name <email>", "note": "..."}}')
+    r.add_argument("--sign-offs", metavar="FILE", help='JSON file {"A3": {"by": "Name <email>", "note": "..."}}, or an approvals file from `relnb sign` '
+        "(default: $RELNB_SIGNOFFS)")
     r.add_argument("--confirm", metavar="IDS", help="actions allowed to run: all, section letters or gate IDs, comma separated; "
         "`rollback` (never implied by all) runs the prepared rollback")
     r.add_argument("--rerun", metavar="IDS", help="settled gates to run again, comma separated")

@@ -23,10 +23,12 @@ from typing import Any
 
 from .config import Config, parse_duration
 from .errors import UsageError
+from .eventtext import describe_event
 from .gates import get_gate
 from .journal import JOURNAL_NAME, tail_events
 from .redact import scrub
 from .release import (
+    ENV_APPROVALS,
     ENV_CONFIRM,
     ENV_HEADLESS,
     ENV_RERUN,
@@ -54,6 +56,8 @@ class RunOptions:
     window: str | None = None
     timeout_s: float = 6 * 3600
     extra_env: dict[str, str] = field(default_factory=dict)
+    # a `relnb sign` file: its approvals are checked before the run and consumed by it
+    approvals: Path | None = None
 
 
 def release_id_of(notebook: Path) -> str:
@@ -102,24 +106,84 @@ def load_sign_offs_file(path: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def describe_event(ev: dict) -> str | None:
-    t, p = ev.get("type"), ev.get("payload", {})
-    if t in ("gate-finished", "action-finished"):
-        name = p.get("gate") or p.get("action")
-        return f"{name:<4} {p.get('status', '?').upper():<12} {p.get('summary', '')}"
-    if t == "gate-started" and get_gate(p["gate"]).id == "D7":
-        return "D7   monitoring window started"
-    if t == "refused":
-        return f"{p.get('gate'):<4} REFUSED      {p.get('summary', '')}"
-    if t == "sign-off":
-        return f"{p.get('gate'):<4} SIGNED OFF   by {p.get('by', {}).get('name')}"
-    if t == "skip":
-        return f"{p.get('gate'):<4} SKIPPED      {p.get('reason')}"
-    if t == "incident":
-        return f"INCIDENT ({p.get('severity')}): {p.get('title')}"
-    if t == "torn-tail":
-        return f"journal: a torn tail of {p.get('bytes')} bytes was set aside in {p.get('kept_in')}"
-    return None
+def approvals_file_at(path: Path) -> Any:
+    """The `relnb sign` file at `path`, or None when it is a plain sign-offs file."""
+    from .signing.approvals_file import is_approvals_file, read_approvals
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # load_sign_offs_file reports unreadable files with their fix
+    return read_approvals(path) if is_approvals_file(data) else None
+
+
+def sign_off_gates(config: Config) -> list[str]:
+    """Gates that a run settles by a person's sign-off, the way Release.check/act decide it."""
+    from .checklist import provider_for
+    from .gates import GATES, Kind
+
+    manual = {g.upper() for g in config.data["gates"]["manual"]}
+    out = []
+    for g in GATES:
+        _, is_manual = provider_for(g.id)
+        if g.kind is Kind.SIGN_OFF or is_manual or (g.kind is not Kind.ACTION and g.id in manual):
+            out.append(g.id)
+    return out
+
+
+def signing_preflight(opts: RunOptions, config: Config, state: ReleaseState) -> Any:
+    """Before anything runs: are the approvals this run needs there, and valid?
+
+    With `[signing] required = true` an approval that cannot be signed during the run (no
+    pre-signed one, and no signing key on this machine to sign a given sign-off or skip) would
+    leave the release pending after hours of work, so the run stops first and names each gate
+    and the role it needs. Pre-signed approvals that are invalid (wrong release, key not in
+    allowed_signers at the release SHA, policy) stop the run whenever signing is on.
+    Returns None when there is nothing to check.
+    """
+    signing = config.data["signing"]
+    if not (signing["enabled"] or signing["required"] or opts.approvals):
+        return None
+    from .results import Status
+    from .signing import SigningSettings
+    from .signing.approvals_file import preflight, read_approvals
+    from .signing.keys import ENV_KEY, allowed_signers_at, resolve_key
+
+    settings = SigningSettings.from_mapping(signing)
+    file = read_approvals(opts.approvals) if opts.approvals else None
+    needed: list[tuple[str, str]] = []
+    if settings.required:
+        repo = config.repo_path()
+        key = opts.extra_env.get(ENV_KEY) or resolve_key(None, settings.key, repo=repo)
+        for gid in sign_off_gates(config):
+            if state.result(gid).status.ok_for_promotion or gid in opts.skips:
+                continue
+            given = opts.sign_offs.get(gid)
+            if key and given and not given.get("approval"):
+                continue  # signed during the run with this machine's key
+            needed.append((gid, "sign-off"))
+        for gid in opts.skips:
+            if state.result(gid).status is not Status.SKIPPED and not key:
+                needed.append((gid, "skip"))
+        production = {"ALL", "D"} | {c for c in opts.confirm if c.startswith("D")}
+        if settings.min_production_approvers and production & set(opts.confirm):
+            needed.append(("D", "promote"))
+    if not needed and file is None:
+        return None
+    sha = state.created.get("git_sha")
+    allowed = (
+        allowed_signers_at(config.repo_path(), sha, settings.allowed_signers) if sha else None
+    )
+    return preflight(
+        file,
+        release_id=state.release_id,
+        release_sha=sha or "",
+        allowed_signers_text=allowed,
+        policy=settings.policy(
+            project_release_lead=config.project.get("release_lead"), created=state.created
+        ),
+        needed=needed,
+    )
 
 
 def run_notebook(
@@ -136,6 +200,17 @@ def run_notebook(
     if state.sealed:
         raise UsageError(f"release {rid} is sealed (archived); nothing more can run in it", fix="start a new release")
     journal = release_dir(config.root, rid, config) / JOURNAL_NAME
+    checked = signing_preflight(opts, config, state)
+    if checked is not None and checked.exit_code != EXIT_OK:
+        emit(f"relnb run: release {rid} not started: approvals are missing or invalid")
+        for line in checked.lines():
+            emit(scrub(f"  {line}"))
+        emit(f"  sign them in advance with `relnb sign {rid} <gate> --key <your key>`, then pass the file with --sign-offs")
+        if opts.junit:
+            from .junit import write_junit
+
+            write_junit(state, opts.junit)
+        return checked.exit_code, state
     offset = journal.stat().st_size
     with tempfile.TemporaryDirectory(prefix="relnb-run-") as tmp:
         env = {**os.environ, **opts.extra_env, ENV_HEADLESS: "1", ENV_ROOT: str(config.root)}
@@ -149,6 +224,8 @@ def run_notebook(
             so = Path(tmp) / "sign-offs.json"
             so.write_text(json.dumps(opts.sign_offs))
             env[ENV_SIGNOFFS] = str(so)
+        if opts.approvals:
+            env[ENV_APPROVALS] = str(Path(opts.approvals).resolve())
         env.setdefault("MARIMO_SKIP_UPDATE_CHECK", "1")
         if nb.suffix == ".ipynb":
             cmd = [sys.executable, "-m", "relnb._ipynb_runner", str(nb)]
@@ -171,8 +248,8 @@ def run_notebook(
                             last_samples += 1
                             continue
                         line = describe_event(ev)
-                        if line:
-                            emit(scrub(line))
+                        if line is not None:
+                            emit(scrub(line.column()))
                     now = time.monotonic()
                     if now - last_beat >= HEARTBEAT_S:
                         emit(f"… still running after {now - t0:.0f} s ({last_samples} monitoring samples so far)")

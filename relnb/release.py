@@ -36,7 +36,8 @@ Check = Callable[[], Outcome]
 
 # Environment variables through which `relnb run` tells a headless notebook what it may do.
 ENV_CONFIRM = "RELNB_CONFIRM"  # "all", or gate IDs / section letters, comma separated
-ENV_SIGNOFFS = "RELNB_SIGNOFFS"  # path to a JSON file {gate: {"by": ..., "note": ...}}
+ENV_SIGNOFFS = "RELNB_SIGNOFFS"  # path to a JSON file {gate: {"by": ..., "note": ...}}, or a `relnb sign` file
+ENV_APPROVALS = "RELNB_APPROVALS"  # path to a `relnb sign` approvals file (pre-signed skips, waivers, ...)
 ENV_RERUN = "RELNB_RERUN"  # gate IDs to run again although settled
 ENV_SKIPS = "RELNB_SKIPS"  # JSON {gate: reason} for optional gates the run declares not needed
 ENV_HEADLESS = "RELNB_HEADLESS"
@@ -52,6 +53,8 @@ class RunContext:
     rerun: set[str] = field(default_factory=set)
     skips: dict[str, str] = field(default_factory=dict)
     headless: bool = False
+    # Pre-signed approvals (`relnb sign`): each decision of the run picks up the one made for it.
+    presigned: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_env(cls) -> RunContext:
@@ -67,10 +70,40 @@ class RunContext:
         path = os.environ.get(ENV_SIGNOFFS)
         if path:
             try:
-                ctx.sign_offs = {k.upper(): v for k, v in json.loads(Path(path).read_text()).items()}
+                data = json.loads(Path(path).read_text())
             except (OSError, ValueError) as exc:
                 raise UsageError(f"cannot read sign-offs file {path}: {exc}", path=path) from None
+            from .signing.approvals_file import is_approvals_file
+
+            if is_approvals_file(data):  # RELNB_SIGNOFFS may name a `relnb sign` file directly
+                ctx.add_approvals(Path(path))
+            else:
+                ctx.sign_offs = {k.upper(): v for k, v in data.items()}
+        approvals = os.environ.get(ENV_APPROVALS)
+        if approvals:
+            ctx.add_approvals(Path(approvals))
         return ctx
+
+    def add_approvals(self, path: Path) -> None:
+        """Take a `relnb sign` file's approvals: its sign-offs and skips become this run's
+        decisions (unless the operator gave them otherwise), and every approval is kept for the
+        event it was signed for."""
+        from .signing.approvals_file import read_approvals, sign_offs_for_run, skips_for_run
+
+        file = read_approvals(path)
+        for gate, entry in sign_offs_for_run(file).items():
+            self.sign_offs.setdefault(gate, entry)
+        for gate, reason in skips_for_run(file).items():
+            self.skips.setdefault(gate, reason)
+        self.presigned.extend(a.to_dict() for a in file.approvals)
+
+    def presigned_for(self, kind: str, gate: str | None, text: str) -> dict[str, Any] | None:
+        """The pre-signed approval made for exactly this decision (kind, gate and text), if any."""
+        for a in self.presigned:
+            st = a.get("statement") or {}
+            if st.get("kind") == kind and st.get("gate") == gate and st.get("text", "") == (text or ""):
+                return a
+        return None
 
     def confirmed(self, gate_id: str) -> bool:
         if gate_id == "ROLLBACK":  # never implied by `all` or `E`: a rollback is asked for by name
@@ -306,7 +339,15 @@ class Release:
         Runs the policy (roles, four-eyes) first: a violation is journaled and raised. Returns
         None in unsigned mode; the caller then records the approval as unsigned.
         """
+        if os.environ.get("RELNB_REPLAY"):
+            # `relnb replay` re-enacts recorded decisions in a scratch journal it throws away;
+            # the archived approvals themselves are what `relnb verify` checks.
+            return None
         signing = self.config.data["signing"]
+        if presigned is None:
+            presigned = self.context.presigned_for(kind, gate, text)
+            if presigned is not None and self._used(presigned):
+                presigned = None
         if not (signing["enabled"] or signing["required"] or presigned):
             return None
         from .signing import SigningSettings, approve
@@ -321,6 +362,14 @@ class Release:
             presigned=presigned,
             project_release_lead=self.config.project.get("release_lead"),
             email=whoami().email,
+        )
+
+    def _used(self, approval: dict[str, Any]) -> bool:
+        """Was this pre-signed approval consumed already? (Each one is good for one event.)"""
+        st = approval.get("statement")
+        return any(
+            isinstance(ev.payload.get("approval"), dict) and ev.payload["approval"].get("statement") == st
+            for ev in self.journal.events
         )
 
     def require_promotion(self) -> None:

@@ -10,9 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .eventtext import who_text
 from .gates import GATES, GUARDED_SECTION, PROMOTION_PREREQUISITES, SECTIONS, get_gate, upstream
 from .journal import Event
 from .results import GateResult, Status, StatusTable
+from .signing import approval_label
 
 # gate -> gates that list it (transitively) as upstream: re-running a gate voids their waivers too.
 _DOWNSTREAM: dict[str, set[str]] = {g.id: set() for g in GATES}
@@ -40,7 +42,7 @@ class GateState:
             return GateResult(
                 self.gate_id,
                 Status.SKIPPED,
-                f"skipped by {_who(self.skip.get('by'))}: {self.skip.get('reason')}",
+                f"skipped by {_who(self.skip.get('by'))} [{self.skip.get('signature')}]: {self.skip.get('reason')}",
                 {"skip": self.skip},
                 finished_at=self.skip.get("at"),
                 attempt=self.attempts,
@@ -61,7 +63,8 @@ class GateState:
         if self.waiver is not None and base is not None:
             return base.with_(
                 status=Status.WAIVED,
-                summary=f"waived by {_who(self.waiver.get('approver'))}: {self.waiver.get('reason')} "
+                summary=f"waived by {_who(self.waiver.get('approver'))} [{self.waiver.get('signature')}]: "
+                f"{self.waiver.get('reason')} "
                 f"(was {base.status}: {base.summary})",
                 evidence={**base.evidence, "waiver": self.waiver, "waived_status": str(base.status)},
             )
@@ -72,7 +75,8 @@ class GateState:
             return GateResult(
                 self.gate_id,
                 Status.PASSED,
-                f"signed off by {_who(self.sign_off.get('by'))}" + (f": {note}" if note else ""),
+                f"signed off by {_who(self.sign_off.get('by'))} [{self.sign_off.get('signature')}]"
+                + (f": {note}" if note else ""),
                 evidence,
                 started_at=base.started_at if base else None,
                 finished_at=self.sign_off.get("at"),
@@ -94,11 +98,7 @@ class GateState:
         return GateResult(self.gate_id, Status.PENDING, "not run yet", {}, title=spec.title)
 
 
-def _who(identity: Any) -> str:
-    if isinstance(identity, dict):
-        name = identity.get("name", "?")
-        return f"{name} <{identity['email']}>" if identity.get("email") else name
-    return str(identity)
+_who = who_text
 
 
 @dataclass
@@ -196,12 +196,18 @@ def _apply(state: ReleaseState, ev: Event) -> None:
                 recorded=True,
             )
     elif t == "sign-off" and gs is not None:
-        gs.sign_off = {"by": p.get("by"), "note": p.get("note"), "at": ev.ts, "seq": ev.seq}
+        gs.sign_off = {"by": p.get("by"), "note": p.get("note"), "at": ev.ts, "seq": ev.seq, "signature": approval_label(p)}
         gs.refused = None
     elif t == "waiver" and gs is not None:
-        gs.waiver = {"approver": p.get("approver"), "reason": p.get("reason"), "at": ev.ts, "seq": ev.seq}
+        gs.waiver = {
+            "approver": p.get("approver"),
+            "reason": p.get("reason"),
+            "at": ev.ts,
+            "seq": ev.seq,
+            "signature": approval_label(p),
+        }
     elif t == "skip" and gs is not None:
-        gs.skip = {"by": p.get("by"), "reason": p.get("reason"), "at": ev.ts, "seq": ev.seq}
+        gs.skip = {"by": p.get("by"), "reason": p.get("reason"), "at": ev.ts, "seq": ev.seq, "signature": approval_label(p)}
     elif t == "refused" and gs is not None:
         gs.refused = dict(p)
     elif t == "incident":

@@ -74,6 +74,7 @@ def cmd_verify_archive(args: argparse.Namespace) -> int:
         if signatures is not None:
             for line in signatures.lines():
                 _out(line)
+            _out(signatures.summary)
             if not signatures.ok:
                 bad += rep.ok
     if args.all:
@@ -205,6 +206,9 @@ def show_text(summary: dict[str, Any], changelog: str | None, timeline: str | No
         )
     if not summary.get("incidents"):
         out.append("  none")
+    if "approvals" in summary:  # summaries archived before approvals were listed lack the key
+        out += ["", "approvals:"]
+        out += [f"  #{a['seq']:<4} {a['text']}" for a in summary["approvals"]] or ["  none"]
     if timeline:
         out += ["", "timeline:", *("  " + ln for ln in timeline.splitlines())]
     out += ["", "changelog:", changelog.rstrip() if changelog else "  (none)"]

@@ -83,6 +83,35 @@ def gate_failure_frequency(rows: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def approval_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per recorded approval across releases, with its signature mark (UNSIGNED or the
+    signer and short key fingerprint): a review must see which decisions nobody can vouch for."""
+    out = []
+    for r in rows:
+        for a in r.get("approvals") or []:
+            out.append(
+                {
+                    "release": r.get("release_id"),
+                    "seq": a.get("seq"),
+                    "gate": a.get("gate") or "-",
+                    "signed": bool(a.get("signed")),
+                    "mark": a.get("mark") or ("signed" if a.get("signed") else "UNSIGNED"),
+                    "approval": a.get("text") or a.get("type"),
+                }
+            )
+    return out
+
+
+def approvals_count(row: dict[str, Any]) -> str:
+    """`3 signed, 1 UNSIGNED` for one release row (`-` when it recorded no approvals)."""
+    approvals = row.get("approvals") or []
+    if not approvals:
+        return "-"
+    unsigned = sum(1 for a in approvals if not a.get("signed"))
+    parts = [f"{len(approvals) - unsigned} signed"] if len(approvals) > unsigned else []
+    return ", ".join([*parts, f"{unsigned} UNSIGNED"] if unsigned else parts)
+
+
 def _bars(freq: dict[str, float]) -> str:
     w, row_h = 420, 14
     h = row_h * len(freq) + 4
@@ -123,6 +152,7 @@ def report_html(rows: list[dict[str, Any]]) -> str:
                     (r.get("deployed_at") or "")[:19],
                     len(r.get("incidents") or []),
                     ", ".join(sorted(r.get("gate_failures") or {})) or "-",
+                    approvals_count(r),
                 )
             )
             + "</tr>"
@@ -137,7 +167,16 @@ def report_html(rows: list[dict[str, Any]]) -> str:
             "deployed",
             "incidents",
             "gates that failed",
+            "approvals",
         )
+    )
+    approval_html = "".join(
+        f"<tr class='{'signed' if a['signed'] else 'unsigned'}'>"
+        + "".join(
+            f"<td>{html.escape(str(a[k]))}</td>" for k in ("release", "seq", "gate", "mark", "approval")
+        )
+        + "</tr>"
+        for a in approval_rows(rows)
     )
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>relnb review</title>"
@@ -145,7 +184,9 @@ def report_html(rows: list[dict[str, Any]]) -> str:
         "td,th{padding:2px 8px;border-bottom:1px solid #eaeef2;text-align:left}</style></head><body>"
         f"<h1>Release review</h1><h2>DORA metrics</h2><table>{metric_rows}</table>"
         f"<h2>Gate failure frequency</h2>{_bars(freq)}"
-        f"<h2>Releases (timeline)</h2><table><tr>{head}</tr>{''.join(rel_rows)}</table></body></html>\n"
+        f"<h2>Releases (timeline)</h2><table><tr>{head}</tr>{''.join(rel_rows)}</table>"
+        "<h2>Approvals</h2><table><tr><th>release</th><th>seq</th><th>gate</th><th>signature</th>"
+        f"<th>approval</th></tr>{approval_html}</table></body></html>\n"
     )
 
 

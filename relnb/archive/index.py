@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReleaseNotFound
+from ..eventtext import describe_event, is_approval
 from ..gates import GATE_IDS
 from ..journal import Event
+from ..signing import approval_label
 from ..state import ReleaseState
 from .changelog import Commit
 from .files import INDEX, SUMMARY, dump_json, write_atomic
@@ -30,6 +32,31 @@ INDEX_VERSION = 1
 def _first_finish(state: ReleaseState, gate: str) -> str | None:
     entry = state.actions.get(gate, {}).get("finished") or {}
     return entry.get("finished_at") if entry.get("status") == "passed" else None
+
+
+def approval_rows(events: list[Event]) -> list[dict[str, Any]]:
+    """Every approval of the release with its signature mark, so `relnb show` and the review can
+    say which ones are signed (and by whose key) without reading journals."""
+    rows = []
+    for ev in events:
+        if not is_approval(ev.type, ev.payload):
+            continue
+        line = describe_event(ev)
+        ap = ev.payload.get("approval")
+        signed = isinstance(ap, dict) and bool(ap.get("signature"))
+        rows.append(
+            {
+                "seq": ev.seq,
+                "type": ev.type,
+                "gate": ev.payload.get("gate") or ev.payload.get("action"),
+                "signed": signed,
+                "principal": ap.get("principal") if signed else None,
+                "fingerprint": ap.get("fingerprint") if signed else None,
+                "mark": approval_label(ev.payload),
+                "text": line.text() if line else ev.type,
+            }
+        )
+    return rows
 
 
 def build_summary(
@@ -75,6 +102,7 @@ def build_summary(
             for i in incidents
         ],
         "commits": [{"sha": cm.sha, "committed_at": cm.committed_at} for cm in (commits or [])],
+        "approvals": approval_rows(events),
         "events": state.events,
         "samples": state.samples,
         "archived_by": archived_by,
@@ -153,6 +181,7 @@ def load_summary(releases_dir: Path, release_id: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "approval_rows",
     "build_summary",
     "dump_json",
     "index_row",

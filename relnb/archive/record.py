@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..eventtext import describe_event
 from ..gates import GATE_IDS, SECTIONS, get_gate
 from ..journal import JOURNAL_NAME, Event, read_events
 from ..results import SYMBOLS, GateResult, StatusTable
@@ -137,60 +138,12 @@ def charts_from_samples(rows: list[dict[str, Any]], gate: str | None = None) -> 
     ]
 
 
-_TIMELINE_TYPES = {
-    "release-created",
-    "gate-finished",
-    "action-finished",
-    "sign-off",
-    "waiver",
-    "skip",
-    "incident",
-    "refused",
-    "torn-tail",
-    "sealed",
-    "incident-update",
-    "incident-waiver",
-}
-
-
-def _who(identity: Any) -> str:
-    if isinstance(identity, dict):
-        return str(identity.get("name", "?"))
-    return str(identity or "?")
-
-
-def describe(ev: Event) -> str:
-    p, t = ev.payload, ev.type
-    if t == "release-created":
-        return f"release {p.get('release_id')} created by {_who(p.get('author'))} at {str(p.get('git_sha'))[:12]}"
-    if t in ("gate-finished", "action-finished"):
-        name = p.get("gate") or p.get("action")
-        return f"{name} {str(p.get('status', '?')).upper()}: {p.get('summary', '')}"
-    if t == "sign-off":
-        return f"{p.get('gate')} signed off by {_who(p.get('by'))}"
-    if t == "waiver":
-        return f"{p.get('gate')} waived by {_who(p.get('approver'))}: {p.get('reason')}"
-    if t == "skip":
-        return f"{p.get('gate')} skipped by {_who(p.get('by'))}: {p.get('reason')}"
-    if t == "incident":
-        return f"incident [{p.get('severity')}]: {p.get('title')}"
-    if t == "incident-update":
-        return f"incident #{p.get('incident')} updated: " + ", ".join(
-            f"{k}={v}" for k, v in p.items() if k != "incident"
-        )
-    if t == "incident-waiver":
-        return f"incident #{p.get('incident')} test waived by {_who(p.get('approver'))}: {p.get('reason')}"
-    if t == "refused":
-        return f"{p.get('gate')} refused: {p.get('summary', '')}"
-    if t == "sealed":
-        return f"sealed by {_who(p.get('archived_by'))}"
-    return t
-
-
 class Timeline:
     def __init__(self, events: list[Event]) -> None:
         self.rows = [
-            (ev.seq, ev.ts, ev.type, describe(ev)) for ev in events if ev.type in _TIMELINE_TYPES
+            (ev.seq, ev.ts, ev.type, line.text())
+            for ev in events
+            if (line := describe_event(ev)) is not None
         ]
 
     def __repr__(self) -> str:

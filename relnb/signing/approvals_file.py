@@ -133,6 +133,16 @@ def sign_offs_for_run(file: ApprovalsFile) -> dict[str, dict[str, Any]]:
     return out
 
 
+def skips_for_run(file: ApprovalsFile) -> dict[str, str]:
+    """`{gate: reason}` of the file's skip approvals: a pre-signed skip is the decision to skip,
+    and its reason is the signed text verbatim (any other wording would not match the signature)."""
+    return {
+        str(a.statement["gate"]): str(a.statement.get("text", ""))
+        for a in file.approvals
+        if a.statement.get("kind") == "skip" and a.statement.get("gate")
+    }
+
+
 @dataclass
 class Preflight:
     missing: list[str] = field(

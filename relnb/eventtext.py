@@ -1,0 +1,133 @@
+"""One line of text per journal event, for everything that narrates a release.
+
+`relnb run` prints these lines as progress while the notebook runs; the archive's timeline (HTML,
+ipynb, `relnb show --timeline`) lists them afterwards. Both used to phrase events on their own
+and drifted apart; one renderer keeps the live narration and the record telling the same story.
+
+Every approval (sign-off, waiver, skip, forced re-run, promotion, seal) carries its signature
+mark from `relnb.signing.approval_label`: the signing principal and a short key fingerprint, or
+UNSIGNED. The mark depends only on the event, so re-executing an archived notebook reproduces it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .journal import Event
+from .signing import approval_label
+
+# Event types that record a decision somebody must answer for (a forced re-run is a started
+# event with `forced`; see `is_approval`).
+APPROVAL_TYPES = ("sign-off", "waiver", "skip", "promotion-approved", "sealed")
+
+
+@dataclass(frozen=True)
+class EventLine:
+    subject: str  # gate or action ID, or what the event concerns ("release", "incident", "journal")
+    verb: str
+    who: str | None = None
+    detail: str = ""
+
+    def text(self) -> str:
+        """Sentence form, for the timeline: `A3 signed off by Bob <b@x> [UNSIGNED]: reviewed`."""
+        out = f"{self.subject} {self.verb}" + (f" by {self.who}" if self.who else "")
+        return out + (f": {self.detail}" if self.detail else "")
+
+    def column(self) -> str:
+        """Aligned form, for progress: `A3   SIGNED OFF   by Bob <b@x> [UNSIGNED]: reviewed`."""
+        rest = (f"by {self.who}" if self.who else "") + (
+            (": " if self.who else "") + self.detail if self.detail else ""
+        )
+        return f"{self.subject:<4} {self.verb.upper():<12} {rest}".rstrip()
+
+
+def who_text(identity: Any) -> str:
+    """`Name <email>` for a recorded identity (dict or text), `?` when nobody is named."""
+    if isinstance(identity, Mapping):
+        name = identity.get("name") or "?"
+        return f"{name} <{identity['email']}>" if identity.get("email") else str(name)
+    return str(identity) if identity else "?"
+
+
+def approver(payload: Mapping[str, Any], key: str) -> str:
+    """Who approved, with the signature mark: `Bob <b@x> [signed by b@x (SHA256:…)]`."""
+    return f"{who_text(payload.get(key))} [{approval_label(payload)}]"
+
+
+def is_approval(type_: str, payload: Mapping[str, Any]) -> bool:
+    return type_ in APPROVAL_TYPES or (
+        type_ in ("gate-started", "action-started") and bool(payload.get("forced"))
+    )
+
+
+def describe_event(ev: Event | Mapping[str, Any]) -> EventLine | None:
+    """The line for one event, or None for events nobody reads line by line (samples, notes,
+    ordinary starts)."""
+    if isinstance(ev, Event):
+        t, p = ev.type, ev.payload
+    else:
+        t, p = str(ev.get("type")), dict(ev.get("payload") or {})
+    gate = p.get("gate")
+    if t == "release-created":
+        return EventLine(
+            f"release {p.get('release_id')}",
+            "created",
+            who_text(p.get("author")),
+            f"git {str(p.get('git_sha'))[:12]}",
+        )
+    if t in ("gate-started", "action-started"):
+        name = p.get("action") or gate or p.get("of_gate") or "?"
+        if p.get("forced"):
+            return EventLine(str(name), "forced re-run", approver(p, "by"), str(p.get("reason") or ""))
+        if t == "gate-started" and gate == "D7":
+            return EventLine("D7", "started", detail="monitoring window")
+        return None
+    if t in ("gate-finished", "action-finished"):
+        name = gate or p.get("action") or "?"
+        return EventLine(str(name), str(p.get("status", "?")).upper(), detail=str(p.get("summary", "")))
+    if t == "sign-off":
+        return EventLine(str(gate), "signed off", approver(p, "by"), str(p.get("note") or ""))
+    if t == "waiver":
+        return EventLine(str(gate), "waived", approver(p, "approver"), str(p.get("reason") or ""))
+    if t == "skip":
+        return EventLine(str(gate), "skipped", approver(p, "by"), str(p.get("reason") or ""))
+    if t == "promotion-approved":
+        return EventLine("D", "promotion approved", approver(p, "by"), str(p.get("note") or ""))
+    if t == "refused":
+        return EventLine(str(gate), "refused", detail=str(p.get("summary", "")))
+    if t == "approval-refused":
+        return EventLine(
+            str(gate or p.get("kind") or "?"),
+            f"{p.get('kind')} refused",
+            str(p.get("principal") or "?"),
+            str(p.get("summary", "")),
+        )
+    if t == "incident":
+        return EventLine("incident", f"({p.get('severity')})", detail=str(p.get("title")))
+    if t == "incident-update":
+        changes = ", ".join(f"{k}={v}" for k, v in p.items() if k != "incident")
+        return EventLine(f"incident #{p.get('incident')}", "updated", detail=changes)
+    if t == "incident-waiver":
+        return EventLine(
+            f"incident #{p.get('incident')}",
+            "test waived",
+            approver(p, "approver"),
+            str(p.get("reason") or ""),
+        )
+    if t == "torn-tail":
+        return EventLine(
+            "journal", "torn tail", detail=f"{p.get('bytes')} bytes set aside in {p.get('kept_in')}"
+        )
+    if t == "sealed":
+        return EventLine(
+            "release",
+            "sealed",
+            approver(p, "archived_by"),
+            f"manifest {str(p.get('manifest_sha256'))[:12]}",
+        )
+    return None
+
+
+__all__ = ["EventLine", "approver", "describe_event", "is_approval", "who_text"]
