@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from typing import Any
 
 from .checklist import GateContext, command_action, not_configured
 from .config import parse_duration
@@ -454,7 +455,7 @@ def deploy(ctx: GateContext) -> Outcome:
         done = step()
         note = "not verified against /version: environments.production.version_path is empty"
         return Outcome(done.status, f"{done.summary} ({note})", {**done.evidence, "sha": sha, "version_check": note})
-    out = deploy_and_verify(step, base_url=env["base_url"], expected=sha, timeout_s=parse_duration(env["version_timeout"]))
+    out = deploy_and_verify(step, **_version_probe(env), expected=sha)
     return Outcome(out.status, out.summary, {**out.evidence, "sha": sha})
 
 
@@ -552,6 +553,16 @@ BUILTIN: dict[str, tuple[Callable[[GateContext], Outcome], bool]] = {
 }
 
 
+def _version_probe(env: dict[str, Any]) -> dict[str, Any]:
+    """Where D4 and the rollback redeploy read the running version: the same endpoint as B1."""
+    return {
+        "base_url": env["base_url"],
+        "path": env["version_path"],
+        "fields": (env["version_field"],),
+        "timeout_s": parse_duration(env["version_timeout"]),
+    }
+
+
 def rollback_steps(ctx: GateContext) -> list[tuple[str, Callable[[], Outcome]]]:
     """The rollback the plan calls for, as named actions: redeploy the previous version first (old
     code runs on the expanded schema), then undo the schema when the migrations are reversible."""
@@ -573,7 +584,7 @@ def rollback_steps(ctx: GateContext) -> list[tuple[str, Callable[[], Outcome]]]:
 
         if not env["version_path"]:
             return step()
-        return deploy_and_verify(step, base_url=env["base_url"], expected=prev_sha, timeout_s=parse_duration(env["version_timeout"]))
+        return deploy_and_verify(step, **_version_probe(env), expected=prev_sha)
 
     steps: list[tuple[str, Callable[[], Outcome]]] = [("rollback-redeploy", redeploy)]
     plan = rollback_plan(GateContext(ctx.release, "E3"))

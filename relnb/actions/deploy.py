@@ -4,15 +4,14 @@ Two providers: a command (e.g. `scripts/release/deploy-vps.sh`, output streamed 
 time-limited) and Coolify's API (`/api/v1/deploy?uuid=|tag=`, then each queued deployment is
 polled at `/api/v1/deployments/{uuid}` until `finished`, `failed` or `cancelled-by-user`).
 A provider saying "done" is not the proof: `deploy_and_verify` then polls the app's version
-endpoint until it reports the new tag or SHA.
+endpoint (with B1's poller, relnb.checks.version) until it reports the new tag or SHA.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..redact import Secret, scrub
@@ -21,7 +20,6 @@ from .command import run_command
 
 COOLIFY_DONE = {"finished"}
 COOLIFY_BAD = {"failed", "cancelled-by-user", "cancelled"}
-_HEX = re.compile(r"^[0-9a-f]{7,40}$")
 
 
 def deploy_command(
@@ -200,92 +198,30 @@ def deploy_coolify(
     )
 
 
-def _version_matches(value: str, expected: str) -> bool:
-    v, e = value.strip().lower(), expected.strip().lower()
-    if v == e:
-        return True
-    if _HEX.match(v) and _HEX.match(e):
-        return v.startswith(e) or e.startswith(v)
-    return False
-
-
-def wait_for_version(
-    base_url: str,
-    expected: str,
-    *,
-    path: str = "/version",
-    fields: Iterable[str] = ("sha", "image_tag", "version"),
-    timeout_s: float = 300.0,
-    poll_s: float = 5.0,
-    request_timeout_s: float = 5.0,
-    headers: Mapping[str, str] | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> Outcome:
-    """Poll `base_url + path` until one of `fields` equals `expected` (tag, or SHA/short SHA)."""
-    import httpx
-
-    fields = list(fields)
-    url = base_url.rstrip("/") + "/" + path.lstrip("/")
-    t0 = time.monotonic()
-    history: list[dict[str, Any]] = []
-    last: dict[str, Any] = {}
-    polls = 0
-    with httpx.Client(timeout=request_timeout_s, headers=dict(headers or {})) as client:
-        while True:
-            polls += 1
-            try:
-                r = client.get(url)
-                data = r.json() if r.status_code == 200 else None
-                last = (
-                    {k: scrub(str(data.get(k)))[:80] for k in fields if k in data}
-                    if isinstance(data, dict)
-                    else {"problem": f"HTTP {r.status_code}"}
-                )
-            except (httpx.HTTPError, ValueError) as exc:
-                last = {"problem": f"{type(exc).__name__}: {scrub(str(exc))[:120]}"}
-            if not history or {k: v for k, v in history[-1].items() if k != "t_s"} != last:
-                history.append({**last, "t_s": round(time.monotonic() - t0, 1)})
-                history = history[-20:]
-            if any(_version_matches(str(last.get(k, "")), expected) for k in fields if k in last):
-                return Outcome.passed(
-                    f"{url} reports {expected} after {time.monotonic() - t0:.0f} s",
-                    url=url,
-                    expected=expected,
-                    reported=last,
-                    polls=polls,
-                    history=history,
-                )
-            elapsed = time.monotonic() - t0
-            if elapsed + poll_s > timeout_s:
-                break
-            if progress:
-                progress(
-                    f"D4: {url} says {last}; waiting for {expected} ({elapsed:.0f}/{timeout_s:.0f} s)"
-                )
-            time.sleep(poll_s)
-    ev = {"url": url, "expected": expected, "reported": last, "polls": polls, "history": history}
-    if "problem" in last or not last:
-        return Outcome.inconclusive(
-            f"{url} gave no usable version ({last.get('problem', 'no version fields')}) within {timeout_s:g} s",
-            **ev,
-        )
-    return Outcome.failed(
-        f"{url} still reports {last} after {timeout_s:g} s, expected {expected}", **ev
-    )
-
-
 def deploy_and_verify(
     deploy: Callable[[], Outcome],
     *,
     base_url: str,
     expected: str,
-    **version_kwargs: Any,
+    path: str = "/version",
+    fields: Sequence[str] = ("sha", "image_tag", "version"),
+    timeout_s: float = 300.0,
+    poll_s: float = 5.0,
 ) -> Outcome:
-    """D4 core step: run the provider; when it passed, wait for `/version` to show `expected`."""
+    """D4 core step: run the provider; when it passed, wait for `path` to show `expected`.
+
+    `expected` is the released SHA, or the image tag for a deploy by tag; the poller is B1's, so a
+    custom version endpoint configured for the environment means the same thing here.
+    """
+    from ..checks.version import check_version
+
     done = deploy()
     if done.status is not Status.PASSED and done.status is not Status.INCONCLUSIVE:
         return Outcome(done.status, done.summary, {"deploy": done.evidence})
-    seen = wait_for_version(base_url, expected, **version_kwargs)
+    seen = check_version(
+        base_url, expected, path=path, field=fields, timeout_s=timeout_s, poll_interval_s=poll_s,
+        tags=True, gate="D4", fix="the new version is not serving: check the deploy's logs",
+    )
     ev = {
         "deploy": {"status": str(done.status), "summary": done.summary, **done.evidence},
         "version": seen.evidence,

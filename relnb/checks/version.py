@@ -1,15 +1,17 @@
-"""B1: does staging run main's HEAD?
+"""B1 (staging runs main's HEAD), and the proof step of D4 and of a rollback redeploy.
 
-Deploys from main are asynchronous, so the check polls the environment's version endpoint until
-it reports the expected SHA or a deadline passes. A wrong SHA at the deadline fails; an endpoint
-that never gave a usable answer is inconclusive. Both name what was seen.
+Deploys are asynchronous, so the check polls the environment's version endpoint until it reports
+the expected SHA (or, for a deploy by image tag, the tag) or a deadline passes. A wrong version
+at the deadline fails; an endpoint that never gave a usable answer is inconclusive. Both name
+what was seen. One poller serves all three, so the configured `version_path`/`version_field`
+mean the same thing for staging, the production deploy and the rollback.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..redact import scrub
@@ -40,8 +42,21 @@ def sha_matches(deployed: str, expected: str) -> bool:
     )
 
 
-def _observe(client: Any, url: str, field: str) -> dict[str, Any]:
-    """One poll: what the endpoint said, as a JSON-able observation with a `problem` when unusable."""
+def version_matches(deployed: str, expected: str, *, tags: bool = False) -> bool:
+    """A SHA match (full or short), or with `tags` an exact, case-insensitive tag match."""
+    if sha_matches(deployed, expected):
+        return True
+    return tags and deployed.strip().lower() == expected.strip().lower() != ""
+
+
+def _observe(
+    client: Any, url: str, fields: Sequence[str], expected: str, tags: bool
+) -> dict[str, Any]:
+    """One poll: what the endpoint said, as a JSON-able observation with a `problem` when unusable.
+
+    With several fields (sha, image_tag, version) the one that matches is reported, else the first
+    one present, so the evidence shows the value that decided.
+    """
     import httpx
 
     try:
@@ -56,18 +71,22 @@ def _observe(client: Any, url: str, field: str) -> dict[str, Any]:
         data = resp.json()
     except ValueError:
         return {"problem": "malformed JSON", "body": scrub(resp.text[:200])}
-    value = _field(data, field)
-    if not isinstance(value, str) or not value.strip():
+    values = [
+        v.strip() for f in fields if isinstance(v := _field(data, f), str) and v.strip()
+    ]
+    if not values:
+        names = " or ".join(repr(f) for f in fields)
         return {
-            "problem": f"no string field {field!r}",
+            "problem": f"no string field {names}",
             "fields": sorted(data)[:20] if isinstance(data, dict) else type(data).__name__,
         }
+    value = next((v for v in values if version_matches(v, expected, tags=tags)), values[0])
     info = (
         {k: scrub(str(v))[:100] for k, v in data.items() if isinstance(v, str | int | float)}
         if isinstance(data, dict)
         else {}
     )
-    return {"deployed": scrub(value.strip())[:80], "info": info}
+    return {"deployed": scrub(value)[:80], "info": info}
 
 
 def check_version(
@@ -75,17 +94,25 @@ def check_version(
     expected_sha: str,
     *,
     path: str = "/version",
-    field: str = "sha",
+    field: str | Sequence[str] = "sha",
     timeout_s: float = 300.0,
     poll_interval_s: float = 5.0,
     request_timeout_s: float = 5.0,
     headers: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
+    tags: bool = False,
+    gate: str = "B1",
+    fix: str = "deploy main to staging",
 ) -> Outcome:
-    """Poll `base_url + path` until its JSON `field` equals `expected_sha` or `timeout_s` passes."""
+    """Poll `base_url + path` until its JSON `field` shows `expected_sha` or `timeout_s` passes.
+
+    `tags` also accepts an exact tag (a deploy by image tag); `gate` and `fix` word the progress
+    lines and the failure for the step that asks.
+    """
     import httpx
 
-    if not expected_sha or not _SHA.match(expected_sha.strip().lower()):
+    fields = [field] if isinstance(field, str) else list(field)
+    if not expected_sha or (not tags and not _SHA.match(expected_sha.strip().lower())):
         return Outcome.inconclusive(f"expected SHA {expected_sha!r} is not a git SHA")
     url = base_url.rstrip("/") + "/" + path.lstrip("/")
     started = time.monotonic()
@@ -98,7 +125,7 @@ def check_version(
     ) as client:
         while True:
             attempts += 1
-            last = _observe(client, url, field)
+            last = _observe(client, url, fields, expected_sha, tags)
             key = {k: last.get(k) for k in ("deployed", "problem")}
             if not history or {k: history[-1].get(k) for k in ("deployed", "problem")} != key:
                 history.append(
@@ -108,7 +135,7 @@ def check_version(
             elapsed = round(time.monotonic() - started, 2)
             ev: dict[str, Any] = {
                 "url": url,
-                "field": field,
+                "field": fields[0] if len(fields) == 1 else fields,
                 "expected": expected_sha,
                 "deployed": last.get("deployed"),
                 "attempts": attempts,
@@ -116,7 +143,7 @@ def check_version(
                 "history": history,
                 "reported": last.get("info", {}),
             }
-            if "deployed" in last and sha_matches(last["deployed"], expected_sha):
+            if "deployed" in last and version_matches(last["deployed"], expected_sha, tags=tags):
                 return Outcome.passed(
                     f"{url} reports {last['deployed'][:12]} = expected {expected_sha[:12]} "
                     f"(after {attempts} poll(s), {elapsed:.0f} s)",
@@ -128,13 +155,13 @@ def check_version(
             if progress:
                 seen = last.get("deployed") or last.get("problem")
                 progress(
-                    f"B1: {url} says {seen}; waiting for {expected_sha[:12]} ({elapsed:.0f}/{timeout_s:.0f} s)"
+                    f"{gate}: {url} says {seen}; waiting for {expected_sha[:12]} ({elapsed:.0f}/{timeout_s:.0f} s)"
                 )
             time.sleep(poll_interval_s)
     if "deployed" in last:
         return Outcome.failed(
-            f"{url} reports {last['deployed'][:12]}, expected main's {expected_sha[:12]} "
-            f"(waited {ev['elapsed_s']:.0f} s): deploy main to staging",
+            f"{url} reports {last['deployed'][:12]}, expected {expected_sha[:12]} "
+            f"(waited {ev['elapsed_s']:.0f} s): {fix}",
             **ev,
         )
     problem = last.get("problem", "no answer")

@@ -248,3 +248,49 @@ def test_rollback_runs_only_when_asked_by_name_and_once(release, monkeypatch, tm
     assert table.rows[0].status is Status.FAILED and "previous release tag" in table.rows[0].summary
     started = [e for e in release.journal.events if e.type == "action-started" and e.payload["action"] == "rollback-redeploy"]
     assert len(started) == 1
+
+
+def test_d4_reads_the_running_version_where_b1_does(release, tmp_path):
+    """A custom version endpoint (version_path/version_field) is honoured by D4, not only by B1."""
+    import http.server
+    import json as _json
+    import threading
+
+    sha = release.info["git_sha"]
+    served = {"build": {"commit": "0" * 40}}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = _json.dumps(served).encode() if self.path == "/api/build" else b"{}"
+            self.send_response(200 if self.path == "/api/build" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        marker = tmp_path / "deployed"
+        cfg = release.config.root / "relnb.toml"
+        cfg.write_text(
+            f'[environments.production]\nbase_url = "{url}"\nversion_path = "/api/build"\n'
+            f'version_field = "build.commit"\nversion_timeout = "1s"\n'
+            f'[environments.production.commands]\ndeploy = "touch {marker}"\n'
+        )
+        release.config = relnb.load_config(cfg)
+        from relnb.checklist import GateContext
+        from relnb.providers import deploy
+
+        out = deploy(GateContext(release, "D4"))
+        assert marker.exists()
+        assert out.status is Status.FAILED and "/api/build" in out.summary, out.summary
+        served["build"]["commit"] = sha
+        out = deploy(GateContext(release, "D4"))
+        assert out.status is Status.PASSED, out.summary
+        assert out.evidence["version"]["url"] == url + "/api/build"
+    finally:
+        server.shutdown()
