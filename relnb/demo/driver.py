@@ -3,8 +3,14 @@
 The stack (relnb.demo.stack) runs docflow's staging and production; this driver turns its
 description into an ordinary relnb project (relnb.toml + secrets in the environment), creates the
 release notebook from the template, runs it through `relnb run` with every action confirmed,
-sign-offs given by "demo-bot" (and journaled as such), then prints the gate table. Nothing here
-is demo-only logic in the gates: the same providers run against a real team's systems.
+then prints the gate table. Nothing here is demo-only logic in the gates: the same providers run
+against a real team's systems.
+
+Approvals are signed the way a team does it headless: with `[signing] required = true`, the
+demo's reviewer (role db-reviewer, which A3 needs) and release lead pre-sign their sign-offs and
+skips with `relnb sign`'s library call into the release's approvals file, which the run checks
+before it starts and consumes like `relnb run --sign-offs FILE`; the seal is signed at archive
+time with the lead's key ($RELNB_SIGNING_KEY). The notes say plainly that no human reviewed.
 """
 
 from __future__ import annotations
@@ -18,9 +24,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-DEMO_BOT = "demo-bot <demo-bot@relnb.invalid>"
-BOT_NOTE = "automatic sign-off by `relnb demo` (demo-bot, not a human review)"
-SIGN_OFF_GATES = ("A3", "A4", "A5")
+DEMO_NOTE = "signed in advance by `relnb demo` with a demo key (not a human review)"
+# gate -> (who signs: "lead" | "reviewer", extra words for the note)
+SIGN_OFFS = {
+    "A3": ("reviewer", ": the new migration adds a nullable column"),
+    "A4": ("lead", ": expand/contract — new column is nullable, old code ignores it"),
+    "A5": ("lead", ""),
+}
 APP_SECRETS = ("DATABASE_URL", "REDIS_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "KEYCLOAK_ISSUER_URL")
 
 
@@ -174,7 +184,60 @@ def project_config(d: dict[str, Any], window: str) -> tuple[dict[str, Any], dict
         "monitor": {"window": window, "interval": "3s", "min_samples": 6, "failure_limit": 2, "soak": "24s"},
         "environments": envs,
     }
+    signing = d.get("signing")
+    if signing:
+        lead, reviewer = _signer(d, "lead"), _signer(d, "reviewer")
+        config["project"]["release_lead"] = f"{lead['name']} <{lead['principal']}>"
+        config["signing"] = {
+            "enabled": True,
+            "required": True,
+            "allowed_signers": signing["allowed_signers"],
+            "release_lead": lead["principal"],
+            "four_eyes": True,
+            "gates": {"A3": [reviewer["roles"][0]]},
+        }
     return config, env_vars
+
+
+def _signer(d: dict[str, Any], who: str) -> dict[str, Any]:
+    """The demo signer playing `who` ("lead" or "reviewer"), from the stack's description."""
+    from .signers import DB_REVIEWER_ROLE
+
+    for s in d["signing"]["signers"]:
+        if (DB_REVIEWER_ROLE in s["roles"]) == (who == "reviewer"):
+            return s
+    raise KeyError(who)
+
+
+def presign_approvals(
+    d: dict[str, Any], config: Any, version: str, skips: dict[str, str]
+) -> Path:
+    """Sign the run's sign-offs and skips in advance, as each person would with `relnb sign`."""
+    from ..release import read_state
+    from ..signing import SigningSettings
+    from ..signing.approvals_file import presign
+
+    settings = SigningSettings.from_mapping(config.data["signing"])
+    out = config.releases_dir() / version / "approvals.json"
+    created = read_state(version, config=config).created
+    plan = [("sign-off", g, who, DEMO_NOTE + words) for g, (who, words) in SIGN_OFFS.items()]
+    plan += [("skip", g, "lead", reason) for g, reason in skips.items()]
+    for kind, gate, who, text in plan:
+        signer = _signer(d, who)
+        presign(
+            version,
+            gate,
+            kind=kind,
+            text=text,
+            repo=config.repo_path(),
+            settings=settings,
+            out=out,
+            key=signer["key"],
+            principal=signer["principal"],
+            created=created,
+            project_release_lead=config.project.get("release_lead"),
+        )
+    return out
 
 
 def run_demo(
@@ -188,7 +251,7 @@ def run_demo(
     emit: Callable[[str], None] = lambda s: print(s, flush=True),
 ) -> int:
     from ..config import load_config
-    from ..headless import RunOptions, run_notebook
+    from ..headless import RunOptions, load_sign_offs_file, run_notebook
     from ..redact import register
     from ..release import Release
     from ..template import instantiate, template_path
@@ -224,36 +287,34 @@ def run_demo(
         nb = project / "notebooks" / f"release-{version}.py"
         nb.parent.mkdir(exist_ok=True)
         nb.write_text(text)
+        lead = _signer(d, "lead")
+        lead_identity = f"{lead['name']} <{lead['principal']}>"
         Release.create(
             version,
             notebook=str(nb.relative_to(project)),
             template_sha256=sha,
             config=config,
-            author="relnb demo <demo-bot@relnb.invalid>",
+            author=lead_identity,
         ).close()
-        sign_offs = {
-            g: {
-                "by": DEMO_BOT,
-                "note": BOT_NOTE
-                + (
-                    ": expand/contract — new column is nullable, old code ignores it"
-                    if g == "A4"
-                    else ""
-                ),
-            }
-            for g in SIGN_OFF_GATES
-        }
         skips = {"D1": "demo: no risky migration needs safe mode"}
         if not d["environments"]["staging"].get("registry"):
             skips["B3"] = "no OCI registry configured (Debian docker-registry not installed)"
+        approvals = presign_approvals(d, config, version, skips)
+        emit(
+            "relnb demo: approvals signed in advance by "
+            + ", ".join(s["principal"] for s in d["signing"]["signers"])
+            + f" into {approvals}"
+        )
         opts = RunOptions(
             notebook=nb,
             junit=project / "junit.xml",
-            sign_offs=sign_offs,
+            sign_offs=load_sign_offs_file(approvals),  # what `relnb run --sign-offs FILE` reads
             confirm=["ALL"],
             skips=skips,
             window=window,
-            extra_env={"RELNB_USER": DEMO_BOT},
+            # the lead runs the release and signs the seal with their key (a path, never bytes)
+            extra_env={"RELNB_USER": lead_identity, "RELNB_SIGNING_KEY": lead["key"]},
+            approvals=approvals,
         )
         code, state = run_notebook(opts, config, emit=emit)
         emit(repr(state.table()))

@@ -4,6 +4,9 @@ The release checks read real git (tags, diffs, files at a SHA), so the demo give
 repository. Dates and author are fixed, so the same faults give the same SHAs on every run.
 Since the tag, `main` adds the `/analytics/summary` endpoint (documented in openapi.yaml), one new
 migration (safe by default; `unsafe=True` makes it rewrite the big `documents` table) and a fix.
+With `allowed_signers` (the text of an OpenSSH allowed_signers file) it also commits
+`.relnb/allowed_signers` before the release SHA, so approvals can be verified against the keys as
+of that commit; the keys are made per run, so the SHAs then differ from run to run.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from . import repo_files as f
 PREVIOUS_VERSION = "1.0.0"
 NEW_VERSION = "1.1.0"
 PREVIOUS_TAG = f"v{PREVIOUS_VERSION}"
+ALLOWED_SIGNERS = ".relnb/allowed_signers"
 
 _AUTHOR = ("Dana Release", "dana@docflow.test")
 
@@ -80,7 +84,12 @@ def _commit(repo: Path, message: str, day: int, files: dict[str, str]) -> str:
     return _git(repo, "rev-parse", "HEAD")
 
 
-def create_repo(path: str | os.PathLike[str], *, unsafe_migration: bool = False) -> DemoRepo:
+def create_repo(
+    path: str | os.PathLike[str],
+    *,
+    unsafe_migration: bool = False,
+    allowed_signers: str | None = None,
+) -> DemoRepo:
     """Write the repository into `path` (created; must be empty or absent) and return its facts."""
     repo = Path(path)
     repo.mkdir(parents=True, exist_ok=True)
@@ -186,6 +195,13 @@ def create_repo(path: str | os.PathLike[str], *, unsafe_migration: bool = False)
             "openapi.yaml": f.openapi_yaml(NEW_VERSION, True),
         },
     )
+    if allowed_signers is not None:
+        _commit(
+            repo,
+            "chore(release): signing keys for relnb approvals",
+            160,
+            {ALLOWED_SIGNERS: allowed_signers},
+        )
     new_sql = f.NEW_SQL_UNSAFE if unsafe_migration else f.NEW_SQL_SAFE
     new_down = f.NEW_DOWN_UNSAFE if unsafe_migration else f.NEW_DOWN_SAFE
     _commit(

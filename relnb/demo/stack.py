@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from . import repo as demo_repo
+from . import signers as demo_signers
 from .app import QUEUE_NAME, faults_key, served_routes
 from .migrate import deploy as migrate_deploy
 from .oidc import API_AUDIENCE, CLIENT_ID, REALM, OidcIssuer, demo_clients
@@ -178,6 +179,7 @@ class DemoStack:
         self.seed_documents = seed_documents
         self.envs: dict[str, EnvState] = {}
         self.repo: demo_repo.DemoRepo | None = None
+        self.signers: tuple[demo_signers.DemoSigner, ...] = ()
         self.oidc: OidcIssuer | None = None
         self.oidc_server: UvicornThread | None = None
         self.control: UvicornThread | None = None
@@ -425,8 +427,13 @@ class DemoStack:
     # -- pieces -----------------------------------------------------------------------------
 
     def _make_repo(self) -> None:
+        # The approvers' keys live in the stack's workdir (never in the project, which is
+        # archived); only their public halves go into the repository.
+        self.signers = demo_signers.generate(self.workdir / "signing-keys")
         self.repo = demo_repo.create_repo(
-            self.workdir / "docflow", unsafe_migration=self.has_fault("unsafe-migration")
+            self.workdir / "docflow",
+            unsafe_migration=self.has_fault("unsafe-migration"),
+            allowed_signers=demo_signers.allowed_signers(self.signers),
         )
 
     def _start_oidc(self) -> None:
@@ -972,6 +979,19 @@ class DemoStack:
             "env_vars": env_vars,
             "faults": [str(f) for f in self.faults],
             "startup_seconds": self.startup_seconds,
+            # who approves: principal, roles and the *path* of each private key (never its bytes)
+            "signing": {
+                "allowed_signers": demo_repo.ALLOWED_SIGNERS,
+                "signers": [
+                    {
+                        "name": sg.name,
+                        "principal": sg.principal,
+                        "roles": list(sg.roles),
+                        "key": str(sg.key),
+                    }
+                    for sg in self.signers
+                ],
+            },
         }
 
 
