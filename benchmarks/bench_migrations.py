@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 
 from relnb.checks.locktrace import server_major, shadow_database, trace_statements
-from relnb.checks.migrations import check_migration_safety
+from relnb.checks.migration_safety import check_migration_safety
 from relnb.checks.sqlrisk import parse_statements, squawk_lint
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "checks" / "migrations" / "corpus"

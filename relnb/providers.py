@@ -246,7 +246,7 @@ def backwards_compatibility(ctx: GateContext) -> Outcome:
 
 
 def migration_safety(ctx: GateContext) -> Outcome:
-    from .checks.migrations import check_migration_safety
+    from .checks.migration_safety import check_migration_safety
 
     project = ctx.config.project
     if not project["shadow_database_url_env"]:
@@ -266,7 +266,7 @@ def migration_safety(ctx: GateContext) -> Outcome:
 
 def rollback_plan(ctx: GateContext) -> Outcome:
     """E2/E3 share one plan; each gate says whether its branch applies and is prepared."""
-    from .checks.migrations import rollback_plan as plan_for
+    from .checks.reversibility import rollback_plan as plan_for
 
     names, tag = _new_migrations(ctx)
     if not tag:

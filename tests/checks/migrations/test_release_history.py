@@ -9,11 +9,10 @@ import pytest
 
 from relnb.checks.migrations import (
     check_migration_included,
-    classify_reversibility,
     new_migrations_since,
-    rollback_plan,
     schema_changed_since,
 )
+from relnb.checks.reversibility import classify_reversibility, rollback_plan
 from relnb.results import Status
 
 

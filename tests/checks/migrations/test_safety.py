@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from relnb.checks.ledger import prisma_checksum
-from relnb.checks.migrations import check_migration_safety
+from relnb.checks.migration_safety import check_migration_safety
 from relnb.results import Status
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,586 @@
+"""C3: is a release's migration safe to run on production?
+
+The verdict rests on measured facts, not on lint alone: the lock trace (locktrace.py) says which
+lock each statement takes and whether it rewrote a table; production statistics
+(`pg_class.reltuples`, `pg_total_relation_size`, read through a read-only session) say how big
+that table is. A statement fails the gate when it does size-proportional work — a rewrite, a
+validating scan, an index build, an unbounded UPDATE/DELETE — while holding a lock that blocks
+writes (or, for backfills, row locks on every row) on a table at or above the size thresholds.
+Without production statistics the size is unknown, and the gate is inconclusive, never green.
+squawk findings and destructive changes are evidence for the reviewer (A4), not the verdict.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..redact import scrub
+from ..results import Outcome
+from .ledger import LedgerMissing, display_url, read_ledger, readonly_connect, session_proof
+from .locktrace import (
+    LOCK_TITLES,
+    MigrationTrace,
+    apply_like_tool,
+    blocks_reads,
+    blocks_writes,
+    server_major,
+    shadow_database,
+    trace_statements,
+)
+from .migrations import GitError, Migration, discover_migrations, new_migrations_since
+from .sqlrisk import (
+    Finding,
+    SqlParseError,
+    Statement,
+    destructive_changes,
+    parse_statements,
+    size_proportional_work,
+    squawk_lint,
+    transaction_plan,
+)
+
+DEFAULT_LARGE_ROWS = 10_000
+DEFAULT_LARGE_BYTES = 256 * 1024 * 1024
+
+# --------------------------------------------------------------------------- production sizes
+
+
+def table_sizes(
+    production_url: str,
+    tables: Iterable[str],
+    *,
+    statement_timeout_ms: int = 5000,
+    lock_timeout_ms: int = 1000,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Rows (planner estimate) and bytes of each table in production, from a read-only session."""
+    sizes: dict[str, dict[str, Any]] = {}
+    with readonly_connect(
+        production_url, statement_timeout_ms=statement_timeout_ms, lock_timeout_ms=lock_timeout_ms
+    ) as conn:
+        proof = session_proof(conn)
+        for t in sorted(set(tables)):
+            row = conn.execute(
+                "select c.reltuples::int8, pg_total_relation_size(c.oid)::int8"
+                " from pg_class c where c.oid = to_regclass(%s)",
+                [t],
+            ).fetchone()
+            if row is None or row[1] is None:
+                sizes[t] = {"exists": False, "rows": 0, "bytes": 0}
+            else:
+                # reltuples is -1 (PG 14+) or 0 before the first ANALYZE: unknown, not empty.
+                rows = int(row[0]) if row[0] is not None and row[0] > 0 else None
+                if rows is None and row[1] > 0:
+                    got = conn.execute(
+                        "select count(*) from (select 1 from "
+                        + _quote_ident_path(t)
+                        + " limit 1000001) s"
+                    ).fetchone()
+                    rows = int(got[0]) if got else None
+                sizes[t] = {"exists": True, "rows": rows, "bytes": int(row[1])}
+    return sizes, proof
+
+
+def _quote_ident_path(name: str) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+
+def _fmt_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- judgement
+
+
+def _bare(name: str) -> str:
+    return name.removeprefix("public.").strip('"')
+
+
+def _is_large(size: dict[str, Any] | None, large_rows: int | None, large_bytes: int | None) -> bool:
+    if not size:
+        return False
+    rows, nbytes = size.get("rows"), size.get("bytes") or 0
+    if large_rows is not None and rows is not None and rows >= large_rows:
+        return True
+    return large_bytes is not None and nbytes >= large_bytes
+
+
+def _size_text(size: dict[str, Any]) -> str:
+    rows = size.get("rows")
+    parts = [f"{rows:,} rows" if rows is not None else "rows unknown"]
+    if size.get("bytes"):
+        parts.append(_fmt_bytes(size["bytes"]))
+    return ", ".join(parts)
+
+
+_PHRASES = {
+    "scan": "scans every row while holding it",
+    "index-build": "builds an index while holding it",
+    "backfill": "locks every row it updates in one transaction",
+}
+_RULE_BY_PHRASE = {
+    "rewrites it": "rewrite",
+    _PHRASES["scan"]: "scan-under-lock",
+    _PHRASES["index-build"]: "index-build-under-lock",
+    _PHRASES["backfill"]: "full-table-backfill",
+}
+
+
+def _judge_statement(
+    s: Statement,
+    st: Any,
+    preexisting: set[str],
+    sizes: dict[str, dict[str, Any]] | None,
+    large_rows: int | None,
+    large_bytes: int | None,
+) -> list[Finding]:
+    out: list[Finding] = []
+    if st is None or not st.executed:
+        return out
+    held = {_bare(t): m for t, m in st.held.items()}
+    heavy: list[tuple[str, str, str]] = []  # (table, action phrase, lock mode)
+    for t in st.rewritten if s.kind != "TruncateStmt" else ():  # TRUNCATE swaps in empty files
+        t = _bare(t)
+        if t in preexisting:
+            heavy.append((t, "rewrites it", held.get(t, "AccessExclusiveLock")))
+    for w in size_proportional_work(s):
+        t = _bare(w.table)
+        if t not in preexisting:
+            continue
+        if w.kind == "rewrite-candidate":
+            if t not in {_bare(x) for x in st.rewritten}:
+                out.append(
+                    Finding(
+                        "no-rewrite",
+                        "info",
+                        f"{w.why}: the trace shows no rewrite of {t} (catalog-only change)",
+                        "trace",
+                        s.preview,
+                        s.line,
+                        t,
+                    )
+                )
+            continue
+        if w.kind == "scan" and w.column and w.column in st.proven_not_null:
+            out.append(
+                Finding(
+                    "not-null-proven-by-check",
+                    "info",
+                    f"a valid CHECK ({w.column} IS NOT NULL) lets PostgreSQL skip the scan of {t}",
+                    "trace",
+                    s.preview,
+                    s.line,
+                    t,
+                )
+            )
+            continue
+        phrase = _PHRASES[w.kind]
+        mode = held.get(t, "RowExclusiveLock" if w.kind == "backfill" else None)
+        if w.kind != "backfill" and not blocks_writes(mode):
+            continue
+        if not any(h[0] == t and h[1] == phrase for h in heavy):
+            heavy.append((t, phrase, mode or "?"))
+    for t, phrase, mode in heavy:
+        lock = LOCK_TITLES.get(mode, mode)
+        blocked = "reads and writes" if blocks_reads(mode) else "writes"
+        size = (sizes or {}).get(t)
+        rule = _RULE_BY_PHRASE[phrase]
+        detail = {"lock": lock, "blocks": blocked}
+        if sizes is None or size is None:
+            out.append(
+                Finding(
+                    rule,
+                    "unknown",
+                    f"{s.preview} takes {lock} on {t} and {phrase}; table size unknown"
+                    " (give a read-only production URL)",
+                    "trace",
+                    s.preview,
+                    s.line,
+                    t,
+                    detail=detail,
+                )
+            )
+            continue
+        detail["size"] = size
+        large = _is_large(size, large_rows, large_bytes)
+        out.append(
+            Finding(
+                rule,
+                "error" if large else "info",
+                f"{s.preview} takes {lock} on {t} ({_size_text(size)}) and {phrase}"
+                + ("" if large else " — below the size thresholds"),
+                "trace",
+                s.preview,
+                s.line,
+                t,
+                detail=detail,
+            )
+        )
+    # Catalog-only ACCESS EXCLUSIVE on a big table is brief but queues behind long queries.
+    heavy_tables = {h[0] for h in heavy}
+    for t, mode in held.items():
+        if t in preexisting and t not in heavy_tables and blocks_reads(mode):
+            size = (sizes or {}).get(t)
+            if size and _is_large(size, large_rows, large_bytes):
+                out.append(
+                    Finding(
+                        "brief-access-exclusive",
+                        "warning",
+                        f"{s.preview} takes ACCESS EXCLUSIVE on {t} ({_size_text(size)}) briefly"
+                        " (no rewrite/scan); set lock_timeout so it cannot queue behind long queries",
+                        "trace",
+                        s.preview,
+                        s.line,
+                        t,
+                    )
+                )
+    return out
+
+
+def analyze_migration(
+    migration: Migration,
+    trace: MigrationTrace | None,
+    *,
+    tool: str,
+    pg_major: int,
+    sizes: dict[str, dict[str, Any]] | None,
+    large_rows: int | None = DEFAULT_LARGE_ROWS,
+    large_bytes: int | None = DEFAULT_LARGE_BYTES,
+    use_squawk: bool = True,
+) -> tuple[list[Finding], dict[str, Any]]:
+    """All findings for one migration, plus its evidence record."""
+    sql = migration.sql
+    ev: dict[str, Any] = {"name": migration.name, "path": migration.path}
+    try:
+        stmts = parse_statements(sql)
+    except SqlParseError as exc:
+        f = Finding("parse-error", "error", f"does not parse: {exc}", "relnb")
+        return [f], {**ev, "findings": [f.to_dict()]}
+    findings: list[Finding] = []
+    plan = transaction_plan(stmts, tool, pg_major)
+    ev["transaction"] = plan.to_dict()
+    for n in plan.non_transactional:
+        if plan.will_fail:
+            findings.append(
+                Finding(
+                    "non-transactional-in-transaction",
+                    "error",
+                    f"{n['reason']}, but {plan.how}: it will fail (SQLSTATE 25001)",
+                    "relnb",
+                    n["statement"],
+                    n["line"],
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    "runs-outside-transaction",
+                    "warning",
+                    f"{n['reason']}: it runs outside a transaction; a failure leaves partial"
+                    " state (e.g. an INVALID index) to clean up by hand",
+                    "relnb",
+                    n["statement"],
+                    n["line"],
+                )
+            )
+    body = [s for s in stmts if s.kind != "TransactionStmt"]
+    if not plan.runs_in_transaction and len(body) > 1:
+        findings.append(
+            Finding(
+                "not-atomic",
+                "warning",
+                f"{len(body)} statements without a transaction ({plan.how}): a failure part way"
+                " leaves the schema half migrated",
+                "relnb",
+            )
+        )
+    destructive = destructive_changes(stmts)
+    findings.extend(destructive)
+    preexisting_t = {_bare(t) for t in trace.tables_before} if trace is not None else set()
+    for f in destructive:
+        t = _bare(f.table or "")
+        size = (sizes or {}).get(t)
+        rows = (size or {}).get("rows") or 0
+        if f.rule == "add-column-not-null-no-default" and t in preexisting_t and rows > 0:
+            findings.append(
+                Finding(
+                    "will-fail-not-null",
+                    "error",
+                    f"adds a NOT NULL column without a default to {t}, which has {rows:,} rows"
+                    " in production: it fails there (SQLSTATE 23502)",
+                    "relnb",
+                    f.statement,
+                    f.line,
+                    t,
+                )
+            )
+    if use_squawk:
+        sq, err = squawk_lint(
+            sql, stmts, assume_in_transaction=plan.runs_in_transaction, pg_version=f"{pg_major}.0"
+        )
+        findings.extend(sq)
+        if err:
+            findings.append(Finding("squawk-unavailable", "warning", err, "squawk"))
+    if trace is not None:
+        ev["trace"] = trace.to_dict()
+        preexisting = {_bare(t) for t in trace.tables_before}
+        by_index = {st.index: st for st in trace.statements}
+        skipped_before = False
+        for s in stmts:
+            st = by_index.get(s.index)
+            if st is None:
+                continue
+            if st.not_traced and s.kind != "TransactionStmt":
+                skipped_before = True
+            if st.error:
+                findings.append(
+                    Finding(
+                        "fails-on-shadow" if not skipped_before else "not-traceable",
+                        "error" if not skipped_before else "warning",
+                        f"fails on the shadow database: {st.error['message']}"
+                        f" (SQLSTATE {st.error['sqlstate']})"
+                        + (
+                            " — may depend on a statement the trace could not run"
+                            if skipped_before
+                            else ""
+                        ),
+                        "trace",
+                        s.preview,
+                        s.line,
+                    )
+                )
+            findings.extend(_judge_statement(s, st, preexisting, sizes, large_rows, large_bytes))
+        if trace.apply and not trace.apply.get("ok"):
+            err = trace.apply.get("error") or {}
+            findings.append(
+                Finding(
+                    "apply-fails",
+                    "error",
+                    f"applying it the way {tool} does fails: {err.get('message')}"
+                    f" (SQLSTATE {err.get('sqlstate')})",
+                    "apply",
+                )
+            )
+    ev["findings"] = [f.to_dict() for f in findings]
+    return findings, ev
+
+
+def _waive(findings: list[Finding], migration: str, allow: Sequence[str]) -> None:
+    for f in findings:
+        if f.severity in ("error", "unknown") and (
+            f.rule in allow or f"{migration}:{f.rule}" in allow
+        ):
+            f.waived = True
+
+
+def _select_pending(
+    migrations: list[Migration],
+    pending: Sequence[str] | None,
+    ledger_url: str | None,
+    ledger_kind: str,
+    migrations_dir: str | Path,
+    repo: str | os.PathLike[str] | None,
+    since_tag: str | None,
+) -> tuple[list[str] | None, dict[str, Any], str | None]:
+    if pending is not None:
+        return list(pending), {"pending_from": "given"}, None
+    if ledger_url:
+        try:
+            with readonly_connect(ledger_url) as conn:
+                proof = session_proof(conn)
+                try:
+                    rep = read_ledger(conn, ledger_kind, migrations_dir)
+                    names = rep.pending + [f["migration"] for f in rep.failed]
+                except LedgerMissing:
+                    names = [m.name for m in migrations]
+        except Exception as exc:
+            return (
+                None,
+                {},
+                f"cannot read the {ledger_kind} ledger at {display_url(ledger_url)}: {scrub(str(exc))[:200]}",
+            )
+        return (
+            names,
+            {"pending_from": f"ledger at {display_url(ledger_url)}", "ledger_session": proof},
+            None,
+        )
+    if repo is not None and since_tag:
+        rel = os.path.relpath(Path(migrations_dir).resolve(), Path(repo).resolve())
+        try:
+            names = new_migrations_since(repo, since_tag, rel)
+        except GitError as exc:
+            return None, {}, f"cannot list migrations new since {since_tag}: {exc}"
+        return names, {"pending_from": f"git: added since {since_tag}"}, None
+    return (
+        None,
+        {},
+        "no way to tell which migrations are pending: give pending, ledger_url/production_url, or repo+since_tag",
+    )
+
+
+def check_migration_safety(
+    migrations_dir: str | Path,
+    admin_url: str,
+    *,
+    pending: Sequence[str] | None = None,
+    production_url: str | None = None,
+    ledger_url: str | None = None,
+    ledger_kind: str = "prisma",
+    repo: str | os.PathLike[str] | None = None,
+    since_tag: str | None = None,
+    tool: str = "prisma",
+    layout: str = "prisma",
+    large_rows: int | None = DEFAULT_LARGE_ROWS,
+    large_bytes: int | None = DEFAULT_LARGE_BYTES,
+    allow: Sequence[str] = (),
+    use_squawk: bool = True,
+    statement_timeout_ms: int = 60_000,
+) -> Outcome:
+    """C3: lint, transaction plan and lock trace of every pending migration, judged on prod sizes.
+
+    Pending = `pending` if given, else the ledger at `ledger_url` (default: `production_url`),
+    else migrations added in git since `since_tag`. `allow` waives error findings by rule
+    ("rewrite") or per migration ("20261101_widen_ids:rewrite"); waived findings stay in evidence.
+    """
+    migrations = discover_migrations(migrations_dir, layout)
+    if not migrations:
+        return Outcome.inconclusive(f"no {layout} migrations found in {migrations_dir}")
+    names, ev, err = _select_pending(
+        migrations,
+        pending,
+        ledger_url or (production_url if pending is None and not since_tag else None),
+        ledger_kind,
+        migrations_dir,
+        repo,
+        since_tag,
+    )
+    if err or names is None:
+        return Outcome.inconclusive(err or "pending migrations unknown")
+    known = {m.name for m in migrations}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        return Outcome.failed(f"pending migration(s) not on disk: {', '.join(unknown)}", **ev)
+    ev.update(
+        migrations_dir=str(migrations_dir),
+        tool=tool,
+        pending=names,
+        thresholds={"rows": large_rows, "bytes": large_bytes},
+        allow=list(allow),
+    )
+    if not names:
+        return Outcome.passed("no pending migrations", **ev)
+    pend = [m for m in migrations if m.name in names]
+    earlier = [m for m in migrations if m.name not in names]
+
+    sizes: dict[str, dict[str, Any]] | None = None
+    traces: dict[str, MigrationTrace] = {}
+    import psycopg
+
+    try:
+        with (
+            shadow_database(admin_url) as shadow_url,
+            psycopg.connect(shadow_url, autocommit=True) as conn,
+        ):
+            pg_major = server_major(conn)
+            ev["shadow"] = {
+                "server": display_url(admin_url),
+                "pg_major": pg_major,
+                "earlier_applied": len(earlier),
+            }
+            for m in earlier:
+                try:
+                    conn.execute(m.sql)
+                except Exception as exc:
+                    return Outcome.inconclusive(
+                        f"cannot rebuild the current schema: earlier migration {m.name} fails on the"
+                        f" shadow database: {scrub(str(exc)).splitlines()[0]}",
+                        **ev,
+                    )
+            for m in pend:
+                try:
+                    stmts = parse_statements(m.sql)
+                except SqlParseError:
+                    continue
+                tr = trace_statements(
+                    conn,
+                    m.name,
+                    stmts,
+                    pg_major=pg_major,
+                    statement_timeout_ms=statement_timeout_ms,
+                )
+                tr.apply = apply_like_tool(conn, m.sql, stmts, tool)
+                traces[m.name] = tr
+    except psycopg.Error as exc:
+        return Outcome.inconclusive(
+            f"cannot use a shadow database on {display_url(admin_url)}: {scrub(str(exc)).strip()[:200]}",
+            **ev,
+        )
+
+    touched = {
+        _bare(t)
+        for tr in traces.values()
+        for st in tr.statements
+        for t in [*st.held, *st.rewritten]
+        if _bare(t) in {_bare(x) for x in tr.tables_before}
+    }
+    if production_url:
+        try:
+            sizes, proof = table_sizes(production_url, touched)
+            ev["production"] = {
+                "url": display_url(production_url),
+                "session": proof,
+                "sizes": sizes,
+            }
+        except Exception as exc:
+            ev["production"] = {"url": display_url(production_url), "error": scrub(str(exc))[:200]}
+            sizes = None
+
+    all_findings: list[tuple[str, Finding]] = []
+    ev["migrations"] = []
+    for m in pend:
+        fs, mev = analyze_migration(
+            m,
+            traces.get(m.name),
+            tool=tool,
+            pg_major=pg_major,
+            sizes=sizes,
+            large_rows=large_rows,
+            large_bytes=large_bytes,
+            use_squawk=use_squawk,
+        )
+        _waive(fs, m.name, allow)
+        mev["findings"] = [f.to_dict() for f in fs]
+        ev["migrations"].append(mev)
+        all_findings.extend((m.name, f) for f in fs)
+
+    errors = [(n, f) for n, f in all_findings if f.severity == "error" and not f.waived]
+    unknown_f = [(n, f) for n, f in all_findings if f.severity == "unknown" and not f.waived]
+    waived = [(n, f) for n, f in all_findings if f.waived]
+    ev["counts"] = {
+        "errors": len(errors),
+        "unknown": len(unknown_f),
+        "waived": len(waived),
+        "warnings": sum(1 for _, f in all_findings if f.severity == "warning"),
+    }
+    more = lambda xs: f" (+{len(xs) - 1} more)" if len(xs) > 1 else ""  # noqa: E731
+    if errors:
+        n, f = errors[0]
+        return Outcome.failed(f"{n}: {f.message}{more(errors)}", **ev)
+    if unknown_f:
+        n, f = unknown_f[0]
+        why = ev.get("production", {}).get("error")
+        tail = f" (production statistics unavailable: {why})" if why else ""
+        return Outcome.inconclusive(f"{n}: {f.message}{more(unknown_f)}{tail}", **ev)
+    note = f"; {len(waived)} finding(s) waived" if waived else ""
+    return Outcome.passed(
+        f"{len(pend)} pending migration(s) traced: no long locks on large tables, no rewrites or"
+        f" backfills of large tables, transactions OK{note}",
+        **ev,
+    )
