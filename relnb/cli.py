@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import relnb
 from relnb import (
@@ -86,7 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     for key, var in config.secret_refs():
         config.secret(var, key=key)  # a missing secret is a usage error (exit 3) before anything runs
-    sign_offs: dict[str, dict[str, str]] = {}
+    sign_offs: dict[str, dict[str, Any]] = {}
     # --sign-offs FILE, else $RELNB_SIGNOFFS: plain sign-offs, or a `relnb sign` approvals file
     sign_offs_path = args.sign_offs or os.environ.get(ENV_SIGNOFFS)
     approvals = None

@@ -49,7 +49,7 @@ _OPEN_CALL = re.compile(r"""Release\.open\(\s*\\?["']([^"'\\]+)\\?["']""")
 class RunOptions:
     notebook: Path
     junit: Path | None = None
-    sign_offs: dict[str, dict[str, str]] = field(default_factory=dict)
+    sign_offs: dict[str, dict[str, Any]] = field(default_factory=dict)
     confirm: list[str] = field(default_factory=list)
     rerun: list[str] = field(default_factory=list)
     skips: dict[str, str] = field(default_factory=dict)

@@ -7,6 +7,7 @@ notebook headlessly through `relnb run`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -65,7 +66,31 @@ def test_readme_main_command_demo_passes_every_gate(tmp_path, readme_commands):
     ).stdout
     verify = subprocess.run([sys.executable, "-m", "relnb.cli", "verify", "1.1.0"], cwd=tmp_path / "project", capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    # signatures were checked too: every approval (sign-offs, skips, the seal) validly signed
+    checked = re.search(r"approvals of release 1\.1\.0: (\d+) recorded, (\d+) validly signed, 0 unsigned — OK", verify.stdout)
+    assert checked and checked.group(1) == checked.group(2) and int(checked.group(1)) >= 5, verify.stdout
     archive = tmp_path / "project" / "releases" / "1.1.0"
+    events = [json.loads(line) for line in (archive / "journal.jsonl").read_text().splitlines()]
+    sign_offs = {e["payload"]["gate"]: e["payload"].get("approval") or {} for e in events if e["type"] == "sign-off"}
+    assert sorted(sign_offs) == ["A3", "A4", "A5"]
+    assert all(a.get("signature", "").startswith("-----BEGIN SSH SIGNATURE-----") for a in sign_offs.values()), sign_offs
+    assert sign_offs["A3"]["principal"] == "reviewer@docflow.test"  # the db-reviewer the policy asks for
+    assert {a["principal"] for a in sign_offs.values()} == {"reviewer@docflow.test", "lead@docflow.test"}
+    assert events[-1]["type"] == "sealed" and events[-1]["payload"]["approval"]["principal"] == "lead@docflow.test"
+    # canary: the demo's private keys exist (in the stack's workdir) and none of their bytes
+    # appear anywhere in the archived release, the project, or the demo's output
+    keys = sorted(k for k in (tmp_path / "stack" / "signing-keys").iterdir() if k.suffix != ".pub")
+    needles = {"BEGIN OPENSSH PRIVATE KEY"}
+    for key in keys:
+        text = key.read_text()
+        assert "BEGIN OPENSSH PRIVATE KEY" in text
+        needles |= {ln for ln in text.splitlines() if ln and not ln.startswith("-----")}
+    assert len(keys) == 2 and len(needles) > 2, keys
+    for f in (tmp_path / "project").rglob("*"):
+        if f.is_file():
+            data = f.read_text(errors="replace")
+            assert not [n for n in needles if n in data], f"private key material in {f}"
+    assert not [n for n in needles if n in out]
     # the archived notebook carries the D7 chart built from the recorded samples
     html = (archive / "release.html").read_text()
     assert "<svg" in html and 'data-gate="D7"' in html
