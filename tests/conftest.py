@@ -10,11 +10,14 @@ silently.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -213,3 +216,119 @@ def readme_setup_commands() -> list[str]:
 @pytest.fixture
 def readme_commands() -> list[str]:
     return readme_setup_commands()
+
+
+@dataclass(frozen=True)
+class Chromium:
+    """Where the browser and its WebDriver live, and the flags this machine needs."""
+
+    browser: str
+    driver: str
+    version: str
+
+    @property
+    def flags(self) -> list[str]:
+        # Chromium's sandbox refuses to start as root; as any other user it stays on.
+        return ["--no-sandbox"] if os.geteuid() == 0 else []
+
+
+# fonts-liberation: chromium only recommends it, and screenshots of a bare CI image need a font
+_CHROMIUM_PACKAGES = ("chromium", "chromium-driver", "fonts-liberation")
+
+
+def _find_chromium() -> tuple[str | None, str | None]:
+    browser = next(
+        (
+            p
+            for p in (
+                shutil.which("chromium"),
+                shutil.which("chromium-browser"),
+                "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None,
+            )
+            if p
+        ),
+        None,
+    )
+    driver = shutil.which("chromedriver") or (
+        "/usr/bin/chromedriver" if os.access("/usr/bin/chromedriver", os.X_OK) else None
+    )
+    return browser, driver
+
+
+def _apt_install(packages: tuple[str, ...]) -> None:
+    """apt-get update + install, serialised across pytest processes by a file lock.
+
+    DPkg::Lock::Timeout makes apt wait for dpkg's own lock (another apt run on the machine); the
+    flock keeps two of our workers from running `apt-get update` into each other's list files.
+    Any failure is a test failure that says what to do, never a skip: a CI machine that cannot
+    install the browser cannot prove what the browser tests prove.
+    """
+    import fcntl
+
+    if shutil.which("apt-get") is None:
+        pytest.fail(
+            f"{' '.join(packages)} missing and apt-get is not available: install them "
+            "(Debian: apt-get install -y chromium chromium-driver) before running these tests"
+        )
+    if os.geteuid() != 0:
+        pytest.fail(
+            f"{' '.join(packages)} missing and this test run is not root, so it cannot "
+            "apt-get install them: run `sudo apt-get install -y chromium chromium-driver`"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    lock = ["-o", "DPkg::Lock::Timeout=300"]
+    lock_path = Path(tempfile.gettempdir()) / "relnb-apt-install.lock"
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            if all(_find_chromium()):  # another worker installed them while we waited
+                return
+            for cmd in (
+                ["apt-get", *lock, "update"],
+                ["apt-get", *lock, "install", "-y", "--no-install-recommends", *packages],
+            ):
+                proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+                if proc.returncode != 0:
+                    pytest.fail(
+                        f"{' '.join(cmd)} failed (exit {proc.returncode}):\n"
+                        f"{(proc.stderr or proc.stdout)[-1500:]}"
+                    )
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _major(version_output: str) -> str | None:
+    import re
+
+    m = re.search(r"(\d+)\.\d+\.\d+", version_output)
+    return m.group(1) if m else None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Chromium:
+    """Debian's chromium + chromedriver, apt-installed when missing (CI machines start without).
+
+    Fails with a clear message when they cannot be installed or do not match each other, so a
+    browser test is never silently skipped.
+    """
+    browser, driver = _find_chromium()
+    if not (browser and driver):
+        _apt_install(_CHROMIUM_PACKAGES)
+        browser, driver = _find_chromium()
+    if not (browser and driver):
+        pytest.fail(
+            f"apt-get install {' '.join(_CHROMIUM_PACKAGES)} did not provide both binaries "
+            f"(chromium: {browser}, chromedriver: {driver})"
+        )
+    versions = []
+    for exe in (browser, driver):
+        proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            pytest.fail(f"{exe} --version failed (exit {proc.returncode}): {proc.stderr[-500:]}")
+        versions.append(proc.stdout.strip())
+    if _major(versions[0]) != _major(versions[1]):
+        pytest.fail(
+            f"chromium and chromedriver disagree ({versions[0]!r} vs {versions[1]!r}): "
+            "install both from the same source (apt-get install -y chromium chromium-driver)"
+        )
+    return Chromium(browser=browser, driver=driver, version=versions[0])

@@ -99,16 +99,14 @@ def test_html_is_self_contained(archive_dir):
     assert "DLQ growth" in page and "Notebook source (notebook.py)" in page
 
 
-def test_html_renders_in_chromium_with_networking_disabled(archive_dir, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+def test_html_renders_in_chromium_with_networking_disabled(archive_dir, tmp_path, chromium):
+    browser = chromium.browser  # installed by the fixture when missing, never skipped
     if subprocess.run(["unshare", "-rn", "true"], capture_output=True, check=False).returncode != 0:
         pytest.skip("unshare -rn (a network namespace without interfaces) is not permitted here")
     shot = tmp_path / "page.png"
     flags = [
         "--headless",
-        "--no-sandbox",
+        "--no-sandbox",  # `unshare -r` maps us to root in the namespace: the sandbox would refuse
         "--disable-gpu",
         "--disable-quic",
         "--no-first-run",
@@ -119,7 +117,7 @@ def test_html_renders_in_chromium_with_networking_disabled(archive_dir, tmp_path
     ]
     page = (archive_dir / "release.html").as_uri()
     dom = subprocess.run(
-        ["unshare", "-rn", chromium, *flags, "--dump-dom", page],
+        ["unshare", "-rn", browser, *flags, "--dump-dom", page],
         capture_output=True,
         text=True,
         timeout=120,
@@ -130,7 +128,7 @@ def test_html_renders_in_chromium_with_networking_disabled(archive_dir, tmp_path
         [
             "unshare",
             "-rn",
-            chromium,
+            browser,
             *flags,
             f"--screenshot={shot}",
             "--window-size=1200,2400",
