@@ -77,6 +77,7 @@ def test_describe_lists_faults(d: dict) -> None:
         "missing-secret@production",
         "error-rate@production",
         "latency@production",
+        "metrics-down@production",
     }
 
 
