@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ReleaseNotFound, UsageError
 from ..redact import scrub
+from . import files as F
 
 
 def _out(text: str) -> None:
@@ -88,10 +89,16 @@ def _verify_signatures(rep: Any, config: Any) -> Any:
     from ..journal import JOURNAL_NAME, read_events
     from ..signing import SigningSettings, verify_release_signatures
 
-    path = Path(rep.directory) / JOURNAL_NAME
+    directory = Path(rep.directory)
+    path = directory / JOURNAL_NAME
     if not path.is_file():
         return None
     events = read_events(path, strict=False)
+    archived = directory / F.ALLOWED_SIGNERS
+    # a sealed archive is judged by the rules it was released under (its own relnb.toml copy),
+    # so it verifies the same from the project, a reviewer's checkout, or another repository
+    if archived.is_file() and rep.ok:
+        config = _archived_config(directory) or config
     signing = config.data["signing"]
     signed = any(isinstance(e.payload.get("approval"), dict) for e in events)
     if not (signing["enabled"] or signing["required"] or signed) or not events:
@@ -103,7 +110,19 @@ def _verify_signatures(rep: Any, config: Any) -> Any:
         allowed_signers_path=settings.allowed_signers,
         policy=settings.policy(project_release_lead=config.project.get("release_lead"), created=events[0].payload),
         require_signed=settings.required,
+        archived_allowed_signers=archived.read_text(encoding="utf-8") if archived.is_file() and rep.ok else None,
     )
+
+
+def _archived_config(directory: Path) -> Any:
+    from ..config import load_config
+    from ..errors import RelnbError
+
+    copies = sorted((directory / F.CONFIG_DIR).glob("*.toml"))
+    try:
+        return load_config(copies[0]) if copies else None
+    except RelnbError:  # written by an older relnb: fall back to the project's rules
+        return None
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

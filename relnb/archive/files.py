@@ -24,6 +24,8 @@ JUNIT = "junit.xml"
 SUMMARY = "summary.json"
 NOTEBOOK_STEM = "notebook"  # notebook.py or notebook.ipynb: the source the release ran
 CONFIG_DIR = "config"
+# allowed_signers as of the release SHA: signatures verify from the archive alone, anywhere
+ALLOWED_SIGNERS = "signing/allowed_signers"
 STAGING = ".archive-staging"
 INDEX = "index.json"
 

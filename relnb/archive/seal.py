@@ -202,6 +202,9 @@ def _archive(
             out[F.CHANGELOG] = section
         if config.path is not None and config.path.is_file():
             out[f"{F.CONFIG_DIR}/{config.path.name}"] = config.path.read_bytes()
+        signers = _allowed_signers_at_release(events, config)
+        if signers is not None:
+            out[F.ALLOWED_SIGNERS] = signers
         summary = build_summary(
             state,
             view.events,
@@ -291,6 +294,30 @@ def _archive(
         + len(manifest_text)
     )
     return ArchiveResult(view.release_id, directory, manifest, sorted(manifest["files"]), total)
+
+
+def _allowed_signers_at_release(events: list[Any], config: Config) -> str | None:
+    """The allowed_signers file at the release SHA, when the release carries signatures.
+
+    Kept in the archive (and so under the manifest and the signed seal), it lets `relnb verify`
+    check the signatures where the project's repository is not at hand, e.g. an archive
+    committed elsewhere as a record.
+    """
+    from ..signing import SigningSettings, allowed_signers_at
+    from ..signing.statement import release_binding
+
+    signing = config.data["signing"]
+    signed = any(isinstance(e.payload.get("approval"), dict) for e in events)
+    if not (signing["enabled"] or signing["required"] or signed):
+        return None
+    _, sha = release_binding(events)
+    if not sha:
+        return None
+    path = SigningSettings.from_mapping(signing).allowed_signers
+    try:
+        return allowed_signers_at(config.repo_path(), sha, path)
+    except RelnbError:
+        return None
 
 
 def _seal_approval(writer: JournalWriter, config: Any, manifest_sha: str) -> Any:

@@ -150,8 +150,13 @@ def verify_release_signatures(
     allowed_signers_path: str = DEFAULT_ALLOWED_SIGNERS,
     policy: Policy | None = None,
     require_signed: bool = False,
+    archived_allowed_signers: str | None = None,
 ) -> SignatureReport:
-    """Check every approval in a (chain-verified) journal; see the module docstring."""
+    """Check every approval in a (chain-verified) journal; see the module docstring.
+
+    `archived_allowed_signers` is the copy a sealed archive keeps (manifest-covered): it stands in
+    when the repository is not at hand, and must equal the repository's file when it is.
+    """
     evs = [_as_dict(e) for e in events]
     release_id, created_sha = release_binding(evs)
     sha = release_sha or created_sha
@@ -174,6 +179,15 @@ def verify_release_signatures(
             )
     except SigningError as exc:
         why_no_signers = exc.message
+    if archived_allowed_signers is not None:
+        if allowed_text is not None and allowed_text != archived_allowed_signers:
+            report.general.append(
+                f"the archive's allowed_signers differs from {allowed_signers_path} at the "
+                f"release SHA {str(sha)[:12]}"
+            )
+        elif allowed_text is None:
+            report.allowed_signers = f"{allowed_signers_path} (archived copy; repository: {why_no_signers})"
+        allowed_text, why_no_signers = archived_allowed_signers, None
     allowed = parse_allowed_signers(allowed_text or "")
     lead_keys = _lead_fingerprints(allowed, lead)
 

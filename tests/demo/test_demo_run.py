@@ -3,6 +3,10 @@
 Each run starts a fresh stack (embedded services, or the machine's Postgres/Redis through the
 conftest URLs when they answer, with fresh databases and key prefixes) and runs the real release
 notebook headlessly through `relnb run`.
+
+The runs are independent systems that mostly wait (monitoring windows, queue watches), so the
+module starts all selected runs at once, RELNB_TEST_DEMO_PARALLEL (default 4) at a time, and each
+test asserts on its own run's result: the matrix takes a few runs' time instead of fourteen.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -52,10 +58,42 @@ def demo(*args: str, tmp: Path) -> tuple[int, dict[str, str], str]:
     return proc.returncode, dict(ROW.findall(table)), proc.stdout + proc.stderr
 
 
-def test_readme_main_command_demo_passes_every_gate(tmp_path, readme_commands):
+PARALLEL = max(1, int(os.environ.get("RELNB_TEST_DEMO_PARALLEL", "4")))
+CLEAN = "clean"  # the run without a fault (the README's main command)
+
+
+@pytest.fixture(scope="module")
+def demo_runs(request, tmp_path_factory) -> dict[str, tuple[Path, Future]]:
+    """Start every demo run this session selected (not more: `-k latency` runs one)."""
+    wanted: list[str] = []
+    for item in request.session.items:
+        if getattr(item, "module", None) is not request.module:
+            continue
+        if item.originalname == "test_readme_main_command_demo_passes_every_gate":
+            wanted.append(CLEAN)
+        elif item.originalname == "test_fault_turns_exactly_its_gates":
+            wanted.append(item.callspec.params["fault"])
+    pool = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="demo")
+
+    def run(i: int, key: str, tmp: Path) -> tuple[int, dict[str, str], str]:
+        time.sleep(5 * min(i, PARALLEL - 1))  # stagger the first starts (initdb, seeding, imports)
+        args = ("--window", "30s") if key == CLEAN else ("--fault", key, "--window", "30s")
+        return demo(*args, tmp=tmp)
+
+    runs: dict[str, tuple[Path, Future]] = {}
+    for i, key in enumerate(dict.fromkeys(wanted)):
+        tmp = tmp_path_factory.mktemp("demo-" + key.replace("@", "-at-"))
+        runs[key] = (tmp, pool.submit(run, i, key, tmp))
+    yield runs
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.timeout(2400)
+def test_readme_main_command_demo_passes_every_gate(demo_runs, readme_commands):
     main, _ = readme_commands
     assert main.endswith(".venv/bin/relnb demo")
-    code, gates, out = demo("--window", "30s", tmp=tmp_path)
+    tmp_path, future = demo_runs[CLEAN]
+    code, gates, out = future.result()
     assert code == 0, out[-4000:]
     assert len(gates) == 33, out[-3000:]
     not_ok = {g: s for g, s in gates.items() if s not in ("PASS", "SKIP")}
@@ -102,9 +140,10 @@ def test_readme_main_command_demo_passes_every_gate(tmp_path, readme_commands):
     assert nbval.returncode == 0, nbval.stdout[-3000:]
 
 
+@pytest.mark.timeout(2400)
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_fault_turns_exactly_its_gates(fault, tmp_path):
-    code, gates, out = demo("--fault", fault, "--window", "30s", tmp=tmp_path)
+def test_fault_turns_exactly_its_gates(fault, demo_runs):
+    code, gates, out = demo_runs[fault][1].result()
     assert code != 0, out[-3000:]
     assert len(gates) == 33, out[-3000:]
     bad = {g for g, s in gates.items() if s in ("FAIL", "INCONCLUSIVE", "INTERRUPTED")}

@@ -72,6 +72,7 @@ def test_signed_sign_off_four_eyes_and_verify(repo, keys, monkeypatch, tmp_path)
     ok = subprocess.run([sys.executable, "-m", "relnb.cli", "verify", "1.0.0"], cwd=root, env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "signed" in ok.stdout.lower()
+    _verifies_away_from_its_repository(root / "releases" / "1.0.0", tmp_path, env, keys)
 
     # forge: change the signed note and re-chain the journal so only the signature can tell
     from relnb.journal import canonical, event_hash
@@ -95,3 +96,24 @@ def test_signed_sign_off_four_eyes_and_verify(repo, keys, monkeypatch, tmp_path)
     for f in (root / "releases").rglob("*"):
         if f.is_file():
             assert body[:40] not in f.read_text(errors="replace")
+
+
+def _verifies_away_from_its_repository(archive: Path, tmp_path: Path, env: dict, keys) -> None:
+    """The archive keeps allowed_signers as of the release SHA: a copy committed in another
+    repository (a record, a CI fixture) verifies its signatures with no access to the original,
+    and swapping that file for one naming an attacker's key is caught."""
+    import shutil
+
+    signers = archive / "signing" / "allowed_signers"
+    assert ALICE in signers.read_text()
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "releases").mkdir(parents=True)
+    (elsewhere / "relnb.toml").write_text('[project]\nname = "records"\n')
+    copy = elsewhere / "releases" / archive.name
+    shutil.copytree(archive, copy, ignore=shutil.ignore_patterns(".lock"))
+    ok = subprocess.run([sys.executable, "-m", "relnb.cli", "verify", "--all"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "0 unsigned — OK" in ok.stdout, ok.stdout
+    (copy / "signing" / "allowed_signers").write_text(f"{ALICE} {keys.pub('bob')}\n")
+    bad = subprocess.run([sys.executable, "-m", "relnb.cli", "verify", "--all"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert bad.returncode == 1 and "signing/allowed_signers" in bad.stdout, bad.stdout
