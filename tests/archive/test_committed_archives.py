@@ -44,6 +44,10 @@ def test_verify_all_passes_on_committed_archives():
     proc = _relnb("verify", "--all")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{len(ARCHIVES)} releases checked" in proc.stdout, proc.stdout
+    # signed archives are checked against the allowed_signers they carry, away from their repo
+    signed = [d for d in ARCHIVES if (d / "signing" / "allowed_signers").is_file()]
+    assert signed, "the demo's archive is signed"
+    assert proc.stdout.count("validly signed, 0 unsigned — OK") == len(signed), proc.stdout
 
 
 def test_verify_all_names_a_tampered_committed_archive(tmp_path):
