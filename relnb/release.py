@@ -97,6 +97,15 @@ class RunContext:
             self.skips.setdefault(gate, reason)
         self.presigned.extend(a.to_dict() for a in file.approvals)
 
+    def presigned_of_kind(self, kind: str, gate: str | None) -> list[dict[str, Any]]:
+        """Every pre-signed approval of one kind for one gate (promotion votes carry free notes)."""
+        return [
+            a
+            for a in self.presigned
+            if (a.get("statement") or {}).get("kind") == kind
+            and (a.get("statement") or {}).get("gate") == gate
+        ]
+
     def presigned_for(self, kind: str, gate: str | None, text: str) -> dict[str, Any] | None:
         """The pre-signed approval made for exactly this decision (kind, gate and text), if any."""
         for a in self.presigned:
@@ -316,6 +325,11 @@ class Release:
         spec = get_gate(gate_id)
         if guarded(gate_id):
             blockers = self.state.promotion_blockers()
+            if not blockers:
+                self._take_presigned_promotions()
+                missing = self.promotion_votes_missing()
+                if missing:
+                    return self._refuse(gate_id, f"{gate_id} refused: {missing}", [("D", missing)])
             if blockers:
                 err = PromotionRefused(gate_id, blockers)
                 last = self.state.gates[gate_id].refused
@@ -371,6 +385,62 @@ class Release:
             isinstance(ev.payload.get("approval"), dict) and ev.payload["approval"].get("statement") == st
             for ev in self.journal.events
         )
+
+    def _refuse(self, gate_id: str, summary: str, blockers: list[tuple[str, str]]) -> GateResult:
+        """A pending result naming what blocks the gate, journaled once per distinct reason."""
+        last = self.state.gates[gate_id].refused
+        if not last or last.get("summary") != summary:
+            self.journal.append(
+                "refused", {"gate": gate_id, "summary": summary, "blockers": [list(b) for b in blockers]}
+            )
+        return GateResult(gate_id, Status.PENDING, summary, {"blockers": blockers}, title=get_gate(gate_id).title)
+
+    def approve_promotion(self, *, by: Identity | str | None = None, note: str = "") -> str:
+        """Record one approval to promote this release to production (`[signing]
+        min_production_approvers`): signed like a sign-off, refused for the release lead under
+        four-eyes and for a second vote by the same person. Returns what is still missing ("" when
+        section D may start)."""
+        self.require_promotion()
+        who = Identity.parse(by) if by else whoami()
+        grant = self._approval("promote", "D", note)
+        if grant:
+            who = Identity.parse(grant.identity)
+        self.journal.append("promotion-approved", {"gate": "D", "by": who.to_dict(), "note": note, **(grant.payload() if grant else {})})
+        return self.promotion_votes_missing()
+
+    def promotion_votes_missing(self) -> str:
+        """What the promotion policy still needs before section D, or "" (also when it is off)."""
+        signing = self.config.data["signing"]
+        if int(signing["min_production_approvers"] or 0) <= 0:
+            return ""
+        from .signing import SigningSettings
+        from .signing.approve import recorded_approvals
+
+        events = self.journal.events
+        policy = SigningSettings.from_mapping(signing).policy(
+            project_release_lead=self.config.project.get("release_lead"),
+            created=events[0].payload if events else None,
+        )
+        violations = policy.check_promotion(recorded_approvals(events))
+        if not violations:
+            return ""
+        return (
+            f"{violations[0].message} — the approver runs release.approve_promotion(note=...), "
+            f"or signs one in advance: relnb sign {self.id} D --kind promote"
+        )
+
+    def _take_presigned_promotions(self) -> None:
+        """Headless runs: record the promotion votes signed in advance (relnb run --sign-offs)."""
+        for approval in self.context.presigned_of_kind("promote", "D"):
+            if self._used(approval):
+                continue
+            note = str((approval.get("statement") or {}).get("text") or "")
+            grant = self._approval("promote", "D", note, presigned=approval)
+            who = Identity.parse(grant.identity) if grant else whoami()
+            self.journal.append(
+                "promotion-approved",
+                {"gate": "D", "by": who.to_dict(), "note": note, **(grant.payload() if grant else {})},
+            )
 
     def require_promotion(self) -> None:
         """Raise PromotionRefused unless A–C allow production steps (for scripts that prefer errors)."""
