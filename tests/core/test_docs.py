@@ -41,3 +41,31 @@ def test_cli_help_runs():
 if __name__ == "__main__":
     (ROOT / "docs" / "cli.md").write_text(cli_reference())
     (ROOT / "docs" / "config.md").write_text(reference_markdown())
+
+
+def doc_commands() -> list[tuple[str, list[str]]]:
+    """Every `relnb ...` command line in the docs' bash blocks, split as a shell would."""
+    import re
+    import shlex
+
+    found = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for block in re.findall(r"```bash\n(.*?)```", doc.read_text(), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                for part in line.split("&&"):
+                    words = shlex.split(part, comments=True)
+                    if words and (words[0] == "relnb" or words[0].endswith("/relnb")):
+                        found.append((f"{doc.name}: {part.strip()}", words[1:]))
+    return found
+
+
+def test_every_relnb_command_in_the_docs_parses():
+    """A command shown in the docs uses sub-commands and options the CLI really has."""
+    commands = doc_commands()
+    assert len(commands) >= 8, commands
+    parser = build_parser()
+    for where, argv in commands:
+        try:
+            parser.parse_args(argv)
+        except SystemExit as exc:
+            raise AssertionError(f"{where}: rejected by the CLI") from exc
