@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -330,10 +331,9 @@ def _stream_dump_to_s3(
         proc.wait()
         pool.shutdown(wait=True, cancel_futures=True)
         if upload_id:
-            try:
+            # Best effort: the upload's own error is the one to report, not a failed abort.
+            with suppress(Exception):
                 s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            except Exception:
-                pass
         raise
     finally:
         timer.cancel()

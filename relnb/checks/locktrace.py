@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -232,11 +232,11 @@ def trace_statements(
                 continue
             for w in size_proportional_work(s):
                 if w.column and "SET NOT NULL" in w.why:
-                    try:
+                    # A savepoint, so a lookup that errors cannot abort the trace's transaction;
+                    # without proof the statement simply keeps its full-scan finding.
+                    with suppress(Exception), conn.transaction():
                         if _check_proves_not_null(conn, w.table, w.column):
                             st.proven_not_null.append(w.column)
-                    except Exception:
-                        pass
             rel_before, locks_before = _relations(conn), _locks(conn)
             conn.execute("savepoint relnb_trace")
             t0 = time.perf_counter()
