@@ -122,7 +122,8 @@ def metric_chart(
     fmt = _axis_format(metric)
     unit = " (s)" if metric.startswith("latency") else ""
     base = alt.Chart(alt.NamedData(f"points:{metric}")).encode(
-        x=alt.X("t:T", title=None),
+        # Whole seconds: Vega's default multi-format labels sub-second ticks on short windows.
+        x=alt.X("t:T", title=None, axis=alt.Axis(format="%H:%M:%S", tickMinStep=1000)),
         y=alt.Y("value:Q", title=f"{metric}{unit}", axis=alt.Axis(format=fmt)),
     )
     layers: list[Any] = []
