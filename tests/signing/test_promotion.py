@@ -12,9 +12,9 @@ import pytest
 
 import relnb
 from relnb import Outcome, Status
-from relnb.gates import GATE_IDS, get_gate
 from relnb.signing import SigningRefused
 
+from ..core.helpers import all_green
 from .conftest import ALICE, BOB, CAROL, _git
 
 
@@ -28,17 +28,6 @@ def _project(repo, *, approvers: int = 1):
     return repo.path
 
 
-def _green(r: relnb.Release) -> None:
-    for gid in (g for g in GATE_IDS if g[0] in "ABC"):
-        spec = get_gate(gid)
-        if spec.optional:
-            r.skip(gid, reason="not needed")
-        elif spec.kind is relnb.Kind.ACTION:
-            r.action(gid, lambda: Outcome.passed("done"), confirmed=True)
-        else:
-            r.run(gid, lambda: Outcome.passed("ok"))
-
-
 def _as(monkeypatch, who: str, key) -> None:
     monkeypatch.setenv("RELNB_USER", f"{who.split('@')[0].title()} <{who}>")
     monkeypatch.setenv("RELNB_SIGNING_KEY", str(key))
@@ -50,7 +39,7 @@ def test_section_d_waits_for_votes_other_than_the_lead(repo, keys, monkeypatch):
     r = relnb.Release.create("1.4.0", root=root)
     with pytest.raises(relnb.PromotionRefused):  # no vote before A–C allow production
         r.approve_promotion(note="too early")
-    _green(r)
+    all_green(r)
     ran = []
     held = r.action("D2", lambda: ran.append(1) or Outcome.passed("snap"), confirmed=True)
     assert held.status is Status.PENDING and not ran
@@ -85,7 +74,7 @@ def test_presigned_votes_are_taken_by_a_headless_run(repo, keys, monkeypatch, tm
     root = _project(repo, approvers=1)
     _as(monkeypatch, ALICE, keys.priv("alice"))
     r = relnb.Release.create("1.4.0", root=root)
-    _green(r)
+    all_green(r)
     r.close()
     env = {k: v for k, v in os.environ.items() if k != "RELNB_ROOT"}
     approvals = tmp_path / "approvals.json"
