@@ -93,7 +93,8 @@ GATES: tuple[GateSpec, ...] = (
     _g("E3", "If reversible: run down migration (rare) OR restore snapshot", C),
     _g("F1", "Tag release in git", A, depends_on=("D4",)),
     _g("F2", "Record any incidents + add tests for any bugs found", C, depends_on=("D7",)),
-    _g("F3", "Update changelog", A),
+    # A version that never reached production gets no changelog section, as it gets no tag.
+    _g("F3", "Update changelog", A, depends_on=("D4",)),
 )
 
 _BY_ID = {g.id: g for g in GATES}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relnb import GateContext, Release, Status
+from relnb import GateContext, Outcome, Release, Status
 from relnb.archive import (
     f2_incidents,
     f3_changelog,
@@ -14,6 +14,7 @@ from relnb.archive import (
 )
 from relnb.archive.changelog import commits_between, parse_commit
 
+from ..core.helpers import all_green
 from .builders import git, make_project
 
 
@@ -134,6 +135,13 @@ def test_f3_section_from_real_history_line_by_line_and_idempotent(project):
         ended_at="2026-01-05T10:07:00+00:00",
         test="tests/test_upload.py::test_retry",
     )
+    waiting = r.action("F3", lambda: f3_changelog(GateContext(r, "F3")), confirmed=True)
+    assert waiting.status is Status.PENDING and "D4" in waiting.summary
+    assert not (project / "CHANGELOG.md").exists()  # nothing written for a version not deployed
+    all_green(r)
+    r.action("D2", lambda: Outcome.passed("snapshot"), confirmed=True)
+    r.action("D3", lambda: Outcome.passed("migrated"), confirmed=True)
+    r.action("D4", lambda: Outcome.passed("deployed"), confirmed=True)
     res = r.action("F3", lambda: f3_changelog(GateContext(r, "F3")), confirmed=True)
     assert res.status is Status.PASSED, res.summary
     import datetime
