@@ -435,10 +435,14 @@ def check_ci_command(
     if summary:
         counted = ", ".join(f"{n} {k}" for k, n in summary.items())
     if code != 0:
+        # Without a test summary the command itself broke (missing module, bad path): its last
+        # line is the reason a release lead acts on, so it goes into the one-line summary.
+        last = "" if counted else next((ln.strip() for ln in reversed(tail.splitlines()) if ln.strip()), "")
         return Outcome.failed(
             f"CI command exited {code}"
             + (f" ({counted})" if counted else "")
-            + f" after {duration:.1f} s",
+            + f" after {duration:.1f} s"
+            + (f": {last[:160]}" if last else ""),
             **evidence,
         )
     if summary and (summary.get("failed") or summary.get("errors")):

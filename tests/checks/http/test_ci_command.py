@@ -67,6 +67,9 @@ def test_timeout_kills_the_whole_process_group(tmp_path):
 def test_missing_command_fails(tmp_path):
     out = check_ci_command("definitely-not-a-command-xyz", tmp_path, timeout_s=30)
     assert out.status is Status.FAILED and out.evidence["exit_code"] == 127
+    assert "definitely-not-a-command-xyz" in out.summary and "not found" in out.summary  # the shell's reason
+    out = check_ci_command([PY, "-m", "no_such_test_runner"], tmp_path, timeout_s=30)
+    assert out.summary.endswith("No module named no_such_test_runner"), out.summary
     out = check_ci_command(["/nonexistent/bin/tool"], tmp_path, timeout_s=30)
     assert out.status is Status.FAILED and "could not start" in out.summary
 
