@@ -13,7 +13,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from ..redact import scrub
 from ..results import Outcome
@@ -69,9 +71,9 @@ def run_command(
         proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         timed_out = True
-        _kill_group(proc)
+        kill_group(proc)
     except KeyboardInterrupt:
-        _kill_group(proc)
+        kill_group(proc)
         raise
     reader.join(timeout=5)
     elapsed = round(time.monotonic() - t0, 2)
@@ -90,15 +92,14 @@ def run_command(
     return Outcome.failed(f"{what} exited {proc.returncode}" + (f": {last[:160]}" if last else ""), **evidence)
 
 
-def _kill_group(proc: subprocess.Popen[str]) -> None:
+def kill_group(proc: subprocess.Popen[Any]) -> None:
+    """TERM, then KILL, the whole process group: a command's children must not outlive its timeout."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=5)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait()
 
 

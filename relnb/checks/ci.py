@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..actions.command import kill_group
 from ..redact import scrub
 from ..results import Outcome
 
@@ -409,11 +409,8 @@ def check_ci_command(
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            code = proc.wait(timeout=10)
+            kill_group(proc)
+            code = proc.returncode
         duration = round(time.monotonic() - started, 3)
         out.seek(0)
         text = out.read().decode("utf-8", errors="replace")
