@@ -28,6 +28,7 @@ import hashlib
 import re
 import zlib
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,15 +202,15 @@ def _django_disk(d: Path) -> list[DiskMigration]:
             continue
         app = f.parent.parent.name
         replaces: list[list[str]] = []
-        try:
+        # An unparsable file still counts as a migration on disk (Django would refuse to load it,
+        # and the ledger comparison then shows it unapplied); only its squash links are unknown.
+        with suppress(SyntaxError, ValueError):
             tree = ast.parse(f.read_text(encoding="utf-8"))
             for node in ast.walk(tree):
                 if isinstance(node, ast.ClassDef) and node.name == "Migration":
                     found, val = _py_assign(ast.Module(body=node.body, type_ignores=[]), "replaces")
                     if found and val:
                         replaces = [list(x) for x in val]
-        except (SyntaxError, ValueError):
-            pass
         out.append(DiskMigration(f"{app}.{f.stem}", str(f), extra={"replaces": replaces}))
     return out
 

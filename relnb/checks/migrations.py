@@ -94,7 +94,7 @@ def _git(repo: str | os.PathLike[str], *args: str) -> subprocess.CompletedProces
 
 
 class GitError(RuntimeError):
-    pass
+    """git could not answer (not a repository, unknown revision): the gate says so, not passed."""
 
 
 def _diff(

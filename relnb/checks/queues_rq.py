@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import zlib
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .queues_model import (
     SAMPLE,
@@ -33,9 +33,6 @@ from .queues_model import (
     server_ms,
     text,
 )
-
-if TYPE_CHECKING:
-    pass
 
 _ABANDONED = "wip heartbeat deadline passed (worker died or hung; RQ will call it abandoned)"
 _STATES = {
