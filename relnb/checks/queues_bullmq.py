@@ -11,7 +11,7 @@ a job stalled exactly when it is in `active` and its lock key is gone — the sa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .queues_model import (
     SAMPLE,
@@ -27,9 +27,6 @@ from .queues_model import (
     server_ms,
     text,
 )
-
-if TYPE_CHECKING:
-    pass
 
 _EVENTS_CAP = 20_000
 _STALLED = "active without its lock (lock expired: worker died, hung, or blocked past lockDuration)"

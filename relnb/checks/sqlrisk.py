@@ -95,7 +95,7 @@ class Work:
 
 
 class SqlParseError(ValueError):
-    pass
+    """Not SQL pglast can parse: C3 turns it into an error finding with pglast's message, never a pass."""
 
 
 # --------------------------------------------------------------------------- parsing
