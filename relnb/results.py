@@ -56,6 +56,12 @@ SYMBOLS = {
 }
 
 
+def last_line(output: str) -> str:
+    """The last non-empty line of a command's output or a traceback: when that is all there is,
+    it is the reason a one-line summary should quote."""
+    return next((ln.strip() for ln in reversed(output.splitlines()) if ln.strip()), "")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What a check's core step decided, before the lifecycle adds identity and timing."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..redact import scrub
-from ..results import Outcome
+from ..results import Outcome, last_line
 
 MAX_KEEP_LINES = 400
 
@@ -86,7 +86,7 @@ def run_command(
     }
     if timed_out:
         return Outcome.failed(f"{what} timed out after {timeout_s:.0f} s (killed)", **evidence)
-    last = next((ln for ln in reversed(lines) if ln.strip()), "")
+    last = last_line("\n".join(lines))
     if proc.returncode == 0:
         return Outcome.passed(f"{what} succeeded in {elapsed} s" + (f": {last[:160]}" if last else ""), **evidence)
     return Outcome.failed(f"{what} exited {proc.returncode}" + (f": {last[:160]}" if last else ""), **evidence)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..actions.command import kill_group
 from ..redact import scrub
-from ..results import Outcome
+from ..results import Outcome, last_line
 
 if TYPE_CHECKING:
     import httpx
@@ -434,7 +434,7 @@ def check_ci_command(
     if code != 0:
         # Without a test summary the command itself broke (missing module, bad path): its last
         # line is the reason a release lead acts on, so it goes into the one-line summary.
-        last = "" if counted else next((ln.strip() for ln in reversed(tail.splitlines()) if ln.strip()), "")
+        last = "" if counted else last_line(tail)
         return Outcome.failed(
             f"CI command exited {code}"
             + (f" ({counted})" if counted else "")

@@ -20,6 +20,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..results import last_line
 from .queues_dlq_keys import read_dead_letter_keys
 from .queues_model import (
     DeadLetters,
@@ -28,7 +29,6 @@ from .queues_model import (
     QueueSnapshot,
     QueueStats,
     age_s,
-    last_line,
     scrub_reason,
     server_ms,
     text,

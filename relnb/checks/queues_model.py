@@ -211,12 +211,6 @@ def scrub_reason(text: str | None, limit: int = REASON_CHARS) -> str:
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
-def last_line(traceback_text: str) -> str:
-    """The exception line of a Python traceback (its last non-empty line)."""
-    lines = [ln for ln in traceback_text.strip().splitlines() if ln.strip()]
-    return lines[-1].strip() if lines else ""
-
-
 def connect(url: str, socket_timeout_s: float = 5.0) -> redis.Redis:
     """A client with connect and read timeouts, so no inspection can hang."""
     import redis

@@ -18,6 +18,7 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
+from ..results import last_line
 from .queues_model import (
     SAMPLE,
     DeadLetters,
@@ -27,7 +28,6 @@ from .queues_model import (
     QueueStats,
     age_s,
     as_int,
-    last_line,
     oldest,
     scrub_reason,
     server_ms,

@@ -11,11 +11,10 @@ from relnb.checks.queues_model import (
     JobInfo,
     QueueStats,
     describe_redis_url,
-    last_line,
     scrub_reason,
 )
 from relnb.errors import UsageError
-from relnb.results import Status
+from relnb.results import Status, last_line
 
 
 @pytest.mark.parametrize(
