@@ -37,7 +37,8 @@ class DemoRepo:
     unsafe_migration: bool
 
 
-def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+def _git_bytes(repo: Path, *args: str, env: dict[str, str] | None = None) -> bytes:
+    """git's stdout as bytes, isolated from the user's and the system's git config."""
     base = {
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_CONFIG_NOSYSTEM": "1",
@@ -49,13 +50,16 @@ def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
         cwd=repo,
         env={**base, **(env or {})},
         capture_output=True,
-        text=True,
         timeout=60,
         check=False,
     )
     if out.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)} failed: {out.stderr.strip()}")
-    return out.stdout.strip()
+        raise RuntimeError(f"git {' '.join(args)} failed: {out.stderr.decode(errors='replace').strip()}")
+    return out.stdout
+
+
+def _git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    return _git_bytes(repo, *args, env=env).decode().strip()
 
 
 def _write(repo: Path, files: dict[str, str]) -> None:
@@ -233,19 +237,19 @@ def create_repo(
 
 
 def migrations_at(repo: str | os.PathLike[str], rev: str, dest: str | os.PathLike[str]) -> Path:
-    """Extract `prisma/migrations` as of `rev` into `dest` (what that release would deploy)."""
-    import io
-    import tarfile
+    """Write `prisma/migrations` as of `rev` into `dest` (what that release would deploy).
 
-    out = subprocess.run(
-        ["git", "archive", "--format=tar", rev, "prisma/migrations"],
-        cwd=repo,
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
+    Blob by blob from git rather than through `git archive` + tarfile: extracting a tar safely
+    needs `extractall(filter=...)`, which Python 3.11 only has from 3.11.4 on (Debian 12 ships
+    3.11.2), and the paths here come from git's own tree listing, never from an archive.
+    """
+    src = Path(repo)
     dest_path = Path(dest)
-    dest_path.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(out.stdout)) as tar:
-        tar.extractall(dest_path, filter="data")
-    return dest_path / "prisma" / "migrations"
+    listing = _git(src, "ls-tree", "-r", "-z", "--name-only", rev, "--", "prisma/migrations")
+    for name in filter(None, listing.split("\0")):
+        target = dest_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(_git_bytes(src, "cat-file", "blob", f"{rev}:{name}"))
+    out = dest_path / "prisma" / "migrations"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
