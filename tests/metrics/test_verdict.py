@@ -354,8 +354,15 @@ def test_min_threshold_catches_traffic_drop():
 def test_evidence_is_json_serialisable():
     import json
 
-    outcome, _, _ = window({"error_rate": lambda t: math.nan if t == 50 else 0.0})
-    json.dumps(outcome.evidence, allow_nan=False)
+    outcome, recorded, _ = window({"error_rate": lambda t: math.nan if t == 50 else 0.0})
+    text = json.dumps(outcome.evidence, allow_nan=False)  # raises on NaN/inf
+    assert json.loads(text) == outcome.evidence  # nothing turned into something else on the way
+    # the NaN sample is counted as such and recorded as null, not as a value of 0 or NaN
+    assert outcome.evidence["metrics"]["error_rate"]["nan"] == 1
+    assert outcome.evidence["metrics"]["error_rate"]["count"] == len(recorded) - 1
+    nan_samples = [r for r in recorded if r.get("nan")]
+    assert [r["values"]["error_rate"] for r in nan_samples] == [None]
+    json.dumps(recorded, allow_nan=False)
 
 
 def test_rule_validation():
