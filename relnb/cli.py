@@ -151,6 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         postgres_url=args.postgres_url or os.environ.get("RELNB_DEMO_POSTGRES_URL"),
         redis_url=args.redis_url or os.environ.get("RELNB_DEMO_REDIS_URL"),
         workdir=args.workdir,
+        install=not args.no_install,
     )
 
 
@@ -202,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--postgres-url", help="use this PostgreSQL (superuser) instead of an embedded one")
     d.add_argument("--redis-url", help="use this Redis instead of an embedded one")
     d.add_argument("--workdir", help="where the stack and the project live (default: a temp dir)")
+    d.add_argument(
+        "--no-install",
+        action="store_true",
+        help="never apt-get install Prometheus, Alertmanager or docker-registry; stop when one is missing",
+    )
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -159,6 +159,15 @@ def bundled_template_dir() -> Path:
     raise FileNotFoundError("relnb's templates are missing from this installation")
 
 
+def review_notebook() -> Path:
+    """The review dashboard notebook shipped with relnb (the repository's notebooks/review.py)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_templates" / "review.py", here.parent / "notebooks" / "review.py"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("relnb's review notebook is missing from this installation")
+
+
 def template_path(root: Path, fmt: str) -> Path:
     name = "release.ipynb" if fmt == "ipynb" else "release.py"
     local = root / "templates" / name

@@ -255,46 +255,99 @@ def _find_chromium() -> tuple[str | None, str | None]:
     return browser, driver
 
 
-def _apt_install(packages: tuple[str, ...]) -> None:
-    """apt-get update + install, serialised across pytest processes by a file lock.
+def need_debian(*binaries: str) -> dict[str, str]:
+    """The demo's Debian components (prometheus, prometheus-alertmanager, docker-registry),
+    installed exactly the way `relnb demo` installs them; binary -> path.
 
-    DPkg::Lock::Timeout makes apt wait for dpkg's own lock (another apt run on the machine); the
-    flock keeps two of our workers from running `apt-get update` into each other's list files.
-    Any failure is a test failure that says what to do, never a skip: a CI machine that cannot
-    install the browser cannot prove what the browser tests prove.
+    A machine that cannot install them fails the test with the command to run, never skips:
+    a test that cannot reach its target proves nothing.
     """
-    import fcntl
+    from relnb.demo.provision import COMPONENTS, ProvisionError, provision
 
-    if shutil.which("apt-get") is None:
+    wanted = [c for c in COMPONENTS if c.binary in binaries]
+    assert len(wanted) == len(binaries), f"not a demo component: {binaries}"
+    try:
+        provision(components=wanted, emit=lambda line: None)
+    except ProvisionError as exc:
+        pytest.fail(str(exc))
+    return {c.binary: str(c.found()) for c in wanted}
+
+
+# The overlays of a throwaway "fresh machine": writes land in a temp dir, removals hide files.
+_FRESH_OVERLAYS = ("/usr", "/etc", "/var", "/opt", "/root")
+_FRESH_SCRIPT = r"""
+trap 'echo "fresh machine: set-up failed" >&2; exit 97' ERR
+for dir in $RELNB_FRESH_OVERLAYS; do
+  name=$(basename "$dir"); mkdir -p "$RELNB_FRESH_DIR/$name/upper" "$RELNB_FRESH_DIR/$name/work"
+  mount -t overlay overlay -o "lowerdir=$dir,upperdir=$RELNB_FRESH_DIR/$name/upper,workdir=$RELNB_FRESH_DIR/$name/work" "$dir"
+done
+chmod o+x /root  # only in here: lets a non-root user reach a venv whose interpreter lives in /root
+for pkg in $RELNB_FRESH_REMOVE; do
+  if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
+    DEBIAN_FRONTEND=noninteractive dpkg -r "$pkg" >/dev/null
+  fi
+done
+for pkg in $RELNB_FRESH_REMOVE; do
+  if command -v "$pkg" >/dev/null; then echo "fresh machine: $pkg still on PATH" >&2; exit 97; fi
+done
+trap - ERR
+exec bash -c "$1"
+"""
+
+
+def on_fresh_machine(
+    command: str, *, tmp: Path, timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a bash command as on a machine of the base image, without touching this one.
+
+    A private mount namespace overlays /usr, /etc, /var, /opt and /root with throwaway layers
+    and removes the Debian packages that the demo needs (and that earlier tests, demos or
+    sessions may have apt-installed): what the command installs or changes vanishes with it.
+    Needs root and unshare; without them it fails, naming why, rather than test a machine
+    that already has everything.
+    """
+    from relnb.demo.provision import COMPONENTS
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.fail("the fresh-machine test needs root and util-linux `unshare` (a mount namespace)")
+    layers = tmp / "fresh-machine-layers"
+    layers.mkdir(parents=True, exist_ok=True)
+    full_env = {
+        **(env if env is not None else os.environ),
+        "RELNB_FRESH_DIR": str(layers),
+        "RELNB_FRESH_OVERLAYS": " ".join(_FRESH_OVERLAYS),
+        "RELNB_FRESH_REMOVE": " ".join(c.package for c in COMPONENTS),
+    }
+    proc = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "bash", "-c", _FRESH_SCRIPT, "fresh", command],
+        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL,
+    )
+    shutil.rmtree(layers, ignore_errors=True)
+    if proc.returncode == 97:
+        pytest.fail(f"could not set up the fresh machine: {proc.stderr[-1500:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def demo_components() -> dict[str, str]:
+    """Everything a default DemoStack starts besides pip's services."""
+    return need_debian("prometheus", "prometheus-alertmanager", "docker-registry")
+
+
+def _apt_install(packages: tuple[str, ...]) -> None:
+    """relnb's own unattended, serialised apt-get (relnb.demo.provision); failing is a test failure."""
+    from relnb.demo.provision import ProvisionError, apt_install, refusal
+
+    why = refusal(allow_install=True)
+    if why:
         pytest.fail(
-            f"{' '.join(packages)} missing and apt-get is not available: install them "
-            "(Debian: apt-get install -y chromium chromium-driver) before running these tests"
+            f"{' '.join(packages)} missing and cannot be installed ({why}): "
+            f"run `sudo apt-get install -y {' '.join(packages)}` before running these tests"
         )
-    if os.geteuid() != 0:
-        pytest.fail(
-            f"{' '.join(packages)} missing and this test run is not root, so it cannot "
-            "apt-get install them: run `sudo apt-get install -y chromium chromium-driver`"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock = ["-o", "DPkg::Lock::Timeout=300"]
-    lock_path = Path(tempfile.gettempdir()) / "relnb-apt-install.lock"
-    with open(lock_path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            if all(_find_chromium()):  # another worker installed them while we waited
-                return
-            for cmd in (
-                ["apt-get", *lock, "update"],
-                ["apt-get", *lock, "install", "-y", "--no-install-recommends", *packages],
-            ):
-                proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-                if proc.returncode != 0:
-                    pytest.fail(
-                        f"{' '.join(cmd)} failed (exit {proc.returncode}):\n"
-                        f"{(proc.stderr or proc.stdout)[-1500:]}"
-                    )
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    try:
+        apt_install(list(packages), done=lambda: all(_find_chromium()))
+    except ProvisionError as exc:
+        pytest.fail(str(exc))
 
 
 def _major(version_output: str) -> str | None:

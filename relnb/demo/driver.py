@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -156,6 +157,8 @@ def project_config(d: dict[str, Any], window: str) -> tuple[dict[str, Any], dict
         if e["metrics"].get("prometheus_url"):
             envs[name]["observability"] = {
                 "prometheus_url": e["metrics"]["prometheus_url"],
+                "alertmanager_url": e["metrics"].get("alertmanager_url"),
+                "expected_alerts": e["metrics"].get("alert_rules") or [],
                 "error_tracking_dsn_env": f"RELNB_DEMO_{op}_ERROR_DSN",
                 "settle": "20s",
             }
@@ -240,6 +243,40 @@ def presign_approvals(
     return out
 
 
+def _tool(name: str) -> str:
+    """How to call a console script of this installation: its bare name when PATH finds this
+    very one (an activated venv), else its full path (the README runs `.venv/bin/relnb`)."""
+    here = Path(sys.executable).parent / name
+    if not here.is_file():
+        return name
+    on_path = shutil.which(name)
+    return name if on_path and Path(on_path).resolve() == here.resolve() else str(here)
+
+
+def epilogue(project: Path, notebook: Path, version: str, *, sealed: bool, keep: bool) -> str:
+    """What a newcomer reads last: where the record is and what to type next."""
+    releases = project / "releases" / version
+    review = project / "notebooks" / "review.py"
+    rows = [
+        (f"{_tool('relnb')} show {version} --timeline", "gates, incidents, changelog, every event"),
+        (f"{_tool('relnb')} verify {version}", "hash chain, manifest and signatures"),
+        (f"{_tool('marimo')} edit {notebook.relative_to(project)}", "the release notebook, cell by cell"),
+        (f"{_tool('marimo')} edit {review.relative_to(project)}", "the review dashboard (DORA, gate failures)"),
+    ]
+    width = max(len(cmd) for cmd, _ in rows)
+    lines = [
+        f"archive: {releases} (sealed: notebook, HTML, ipynb, journal, manifest)"
+        if sealed
+        else f"journal: {releases / 'journal.jsonl'} (not sealed: the release did not finish)",
+        "next:",
+        f"  cd {project}",
+        *(f"  {cmd.ljust(width)}  # {why}" for cmd, why in rows),
+    ]
+    if not keep:
+        lines.append("  (the demo's services are stopped; the project and its releases stay)")
+    return "\n".join(lines)
+
+
 def run_demo(
     *,
     faults: Sequence[str] = (),
@@ -248,19 +285,30 @@ def run_demo(
     postgres_url: str | None = None,
     redis_url: str | None = None,
     workdir: str | None = None,
+    install: bool = True,
     emit: Callable[[str], None] = lambda s: print(s, flush=True),
 ) -> int:
     from ..config import load_config
+    from ..errors import UsageError
     from ..headless import RunOptions, load_sign_offs_file, run_notebook
     from ..redact import register
     from ..release import Release
-    from ..template import instantiate, template_path
-    from .stack import DemoStack
+    from ..template import instantiate, review_notebook, template_path
+    from .provision import provision
+    from .stack import DemoStack, Fault
 
+    for f in faults:  # a misspelt fault is a usage error before anything is installed or started
+        try:
+            Fault.parse(f)
+        except ValueError as exc:
+            raise UsageError(f"--fault {f}: {exc}", key="--fault") from None
+    t0 = time.monotonic()
+    # Before the stack: a machine that lacks Prometheus/Alertmanager/the registry gets them now,
+    # or the demo stops here with the command that installs them (never a release bound to fail).
+    provision(allow_install=install, emit=emit)
     base = Path(workdir or tempfile.mkdtemp(prefix="relnb-demo-", dir="/tmp")).resolve()
     base.mkdir(parents=True, exist_ok=True)
     os.chmod(base, 0o755)
-    t0 = time.monotonic()
     stack = DemoStack(base / "stack", faults=faults, postgres_url=postgres_url, redis_url=redis_url)
     try:
         emit(f"relnb demo: starting the stack in {base} (faults: {', '.join(faults) or 'none'})")
@@ -287,6 +335,7 @@ def run_demo(
         nb = project / "notebooks" / f"release-{version}.py"
         nb.parent.mkdir(exist_ok=True)
         nb.write_text(text)
+        shutil.copyfile(review_notebook(), project / "notebooks" / "review.py")  # for the reviewer
         lead = _signer(d, "lead")
         lead_identity = f"{lead['name']} <{lead['principal']}>"
         Release.create(
@@ -297,8 +346,6 @@ def run_demo(
             author=lead_identity,
         ).close()
         skips = {"D1": "demo: no risky migration needs safe mode"}
-        if not d["environments"]["staging"].get("registry"):
-            skips["B3"] = "no OCI registry configured (Debian docker-registry not installed)"
         approvals = presign_approvals(d, config, version, skips)
         emit(
             "relnb demo: approvals signed in advance by "
@@ -319,8 +366,7 @@ def run_demo(
         code, state = run_notebook(opts, config, emit=emit)
         emit(repr(state.table()))
         emit(f"verdict: {state.verdict()} (exit {code}) in {time.monotonic() - t0:.0f} s")
-        emit(f"journal: {config.releases_dir() / version / 'journal.jsonl'}")
-        emit(f"open it: cd {project} && marimo edit {nb.relative_to(project)}")
+        emit(epilogue(project, nb, version, sealed=state.sealed is not None, keep=keep))
         if keep:
             emit(f"--keep: the stack stays up; stop it with: kill {os.getpid()} (or Ctrl-C)")
             try:

@@ -1,4 +1,4 @@
-"""The demo's embedded infrastructure: Postgres, Redis, S3 (moto), Prometheus, an OCI registry.
+"""The demo's infrastructure: Postgres, Redis, S3 (moto), Prometheus + Alertmanager, an OCI registry.
 
 Each service owns exactly the processes it started and `stop()` ends them (idempotent), so the
 stack can promise no leftover processes or listening ports after normal exit, an exception or
@@ -405,27 +405,60 @@ class S3Service:
 # --------------------------------------------------------------------------- Prometheus
 
 
+def _binary(name: str) -> str:
+    """The installed program, or an error that says how the demo gets it."""
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(
+            f"{name} is not installed: `relnb demo` installs it (apt-get, as root), "
+            f"or: apt-get install -y {name}"
+        )
+    return found
+
+
+# What a docflow on-call expects to be paged for; C5 checks that each is loaded and evaluates.
+ALERT_RULES = {
+    "DocflowApiDown": ('up{job=~"docflow-api-.*"} == 0', "1m"),
+    "DocflowHighErrorRate": (
+        'sum by (environment) (rate(http_requests_total{status=~"5.."}[1m]))'
+        " / sum by (environment) (rate(http_requests_total[1m])) > 0.05",
+        "2m",
+    ),
+    "DocflowHighLatencyP95": (
+        "histogram_quantile(0.95, sum by (environment, le)"
+        " (rate(http_request_duration_seconds_bucket[1m]))) > 1",
+        "2m",
+    ),
+    "DocflowDlqGrowing": ("delta(queue_dlq_depth[5m]) > 0", "5m"),
+}
+
+
 class PrometheusService:
-    """Prometheus scraping both APIs' /metrics every second (only when the binary is installed)."""
+    """Prometheus scraping both APIs' /metrics every second, with docflow's alert rules, sending
+    alerts to the Alertmanager at `alertmanager` (host:port) when given."""
 
     def __init__(
-        self, workdir: Path, targets: Mapping[str, str], binary: str = "prometheus"
+        self, workdir: Path, targets: Mapping[str, str], alertmanager: str | None = None
     ) -> None:
         self.workdir = workdir
         self.targets = dict(targets)  # environment -> host:port
-        self.binary = shutil.which(binary) or binary
+        self.alertmanager = alertmanager
         self.process: ManagedProcess | None = None
         self.port: int | None = None
-
-    @staticmethod
-    def available() -> bool:
-        return shutil.which("prometheus") is not None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def config_text(self) -> str:
+    def rules_text(self) -> str:
+        rules = "".join(
+            f"      - alert: {name}\n        expr: {json.dumps(expr)}\n        for: {hold}\n"
+            f"        labels: {{severity: page}}\n"
+            for name, (expr, hold) in ALERT_RULES.items()
+        )
+        return f"groups:\n  - name: docflow\n    rules:\n{rules}"
+
+    def config_text(self, rules_path: Path | None = None) -> str:
         jobs = []
         for env, target in self.targets.items():
             jobs.append(
@@ -435,23 +468,31 @@ class PrometheusService:
                 f"      - targets: ['{target}']\n"
                 f"        labels: {{environment: {env}, service: api}}\n"
             )
-        return (
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
-            + "".join(jobs)
-        )
+        text = "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        if rules_path is not None:
+            text += f"rule_files:\n  - {json.dumps(str(rules_path))}\n"
+        if self.alertmanager:
+            text += (
+                "alerting:\n  alertmanagers:\n    - static_configs:\n"
+                f"        - targets: ['{self.alertmanager}']\n"
+            )
+        return text + "scrape_configs:\n" + "".join(jobs)
 
     def start(self) -> None:
         import httpx
 
+        binary = _binary("prometheus")
         root = self.workdir / "prometheus"
         root.mkdir(parents=True, exist_ok=True)
+        rules = root / "docflow-alerts.yml"
+        rules.write_text(self.rules_text())
         cfg = root / "prometheus.yml"
-        cfg.write_text(self.config_text())
+        cfg.write_text(self.config_text(rules))
         self.port = free_port()
         self.process = ManagedProcess(
             "prometheus",
             [
-                self.binary,
+                binary,
                 f"--config.file={cfg}",
                 f"--storage.tsdb.path={root / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
@@ -466,6 +507,60 @@ class PrometheusService:
             return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
 
         wait_until("prometheus", ready, 30, 0.2)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+            self.process = None
+
+
+class AlertmanagerService:
+    """Debian's Alertmanager, clustering off, one receiver (the on-call rota) with no integration:
+    the demo proves that alerts reach it, not that a pager rings."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.process: ManagedProcess | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import httpx
+
+        binary = _binary("prometheus-alertmanager")
+        root = self.workdir / "alertmanager"
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        cfg = root / "alertmanager.yml"
+        cfg.write_text(
+            "route:\n  receiver: docflow-oncall\n  group_wait: 5s\n"
+            "receivers:\n  - name: docflow-oncall\n"
+        )
+        self.port = free_port()
+        self.process = ManagedProcess(
+            "alertmanager",
+            [
+                binary,
+                f"--config.file={cfg}",
+                f"--storage.path={root / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            self.workdir / "logs" / "alertmanager.log",
+        )
+
+        def ready() -> bool:
+            if self.process and not self.process.alive():
+                raise RuntimeError(f"alertmanager exited: {self.process.log_tail()}")
+            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+
+        wait_until("alertmanager", ready, 30, 0.2)
 
     def stop(self) -> None:
         if self.process:
@@ -578,15 +673,10 @@ def push_image(registry_url: str, repository: str, tag: str, *, sha: str, versio
 class RegistryService:
     """Debian's docker-registry (distribution 2.8) with its own config: 127.0.0.1, no auth."""
 
-    def __init__(self, workdir: Path, binary: str = "docker-registry") -> None:
+    def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.binary = shutil.which(binary) or binary
         self.process: ManagedProcess | None = None
         self.port: int | None = None
-
-    @staticmethod
-    def available() -> bool:
-        return shutil.which("docker-registry") is not None
 
     @property
     def url(self) -> str:
@@ -595,6 +685,7 @@ class RegistryService:
     def start(self) -> None:
         import httpx
 
+        binary = _binary("docker-registry")
         root = self.workdir / "registry"
         (root / "data").mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -607,7 +698,7 @@ class RegistryService:
         )
         self.process = ManagedProcess(
             "docker-registry",
-            [self.binary, "serve", str(cfg)],
+            [binary, "serve", str(cfg)],
             self.workdir / "logs" / "registry.log",
             env={**os.environ, "OTEL_TRACES_EXPORTER": "none"},
         )

@@ -39,7 +39,9 @@ from .migrate import deploy as migrate_deploy
 from .oidc import API_AUDIENCE, CLIENT_ID, REALM, OidcIssuer, demo_clients
 from .repo_files import ENV_KEYS
 from .services import (
+    ALERT_RULES,
     STOP_SIGNALS,
+    AlertmanagerService,
     ManagedProcess,
     PostgresService,
     PrometheusService,
@@ -155,8 +157,8 @@ class DemoStack:
         faults: Iterable[str | Fault] = (),
         postgres_url: str | None = None,
         redis_url: str | None = None,
-        with_prometheus: bool | str = "auto",
-        with_registry: bool | str = "auto",
+        with_prometheus: bool = True,
+        with_registry: bool = True,
         traffic: bool = True,
         seed_documents: int = SEED_DOCUMENTS,
     ) -> None:
@@ -167,13 +169,11 @@ class DemoStack:
         self.run_id = uuid.uuid4().hex[:8]
         # moto keeps S3 state per process: a bucket of our own, removed again on stop.
         self.s3 = S3Service(bucket=f"docflow-backups-{self.run_id}")
-        self.want_prometheus = (
-            PrometheusService.available() if with_prometheus == "auto" else bool(with_prometheus)
-        )
-        self.want_registry = (
-            RegistryService.available() if with_registry == "auto" else bool(with_registry)
-        )
+        # Prometheus comes with its Alertmanager: C5 asks whether alerts reach someone.
+        self.want_prometheus = with_prometheus
+        self.want_registry = with_registry
         self.prometheus: PrometheusService | None = None
+        self.alertmanager: AlertmanagerService | None = None
         self.registry: RegistryService | None = None
         self.want_traffic = traffic
         self.seed_documents = seed_documents
@@ -310,8 +310,12 @@ class DemoStack:
             ):
                 self.push_images(version, sha)
         if self.want_prometheus:
+            self.alertmanager = AlertmanagerService(self.workdir)
+            self.alertmanager.start()
             self.prometheus = PrometheusService(
-                self.workdir, {env: f"127.0.0.1:{st.port}" for env, st in self.envs.items()}
+                self.workdir,
+                {env: f"127.0.0.1:{st.port}" for env, st in self.envs.items()},
+                alertmanager=self.alertmanager.address,
             )
             self.prometheus.start()
         self._record_pids()
@@ -367,7 +371,14 @@ class DemoStack:
             for fut in [pool.submit(s) for s in steps]:
                 with contextlib.suppress(Exception):
                     fut.result()
-        for svc in (self.prometheus, self.registry, self.control, self.oidc_server, self.s3):
+        for svc in (
+            self.prometheus,
+            self.alertmanager,
+            self.registry,
+            self.control,
+            self.oidc_server,
+            self.s3,
+        ):
             if svc is not None:
                 _bounded(svc.stop, 20)
         if self.redis.external:
@@ -683,7 +694,7 @@ class DemoStack:
     def push_images(self, version: str, sha: str) -> dict[str, str]:
         """Push api and worker images tagged `version` to the registry; returns repo -> digest."""
         if self.registry is None:
-            raise RuntimeError("no registry running (docker-registry not installed)")
+            raise RuntimeError("no registry running (this stack was made with with_registry=False)")
         out = {
             repo: push_image(self.registry.url, repo, version, sha=sha, version=version)
             for repo in IMAGE_REPOSITORIES.values()
@@ -773,7 +784,7 @@ class DemoStack:
 
     def child_pids(self) -> list[int]:
         pids = [p.pid for st in self.envs.values() for p in [st.api, *st.workers] if p]
-        for svc in (self.postgres, self.redis, self.prometheus, self.registry):
+        for svc in (self.postgres, self.redis, self.prometheus, self.alertmanager, self.registry):
             proc = getattr(svc, "process", None) if svc else None
             if proc:
                 pids.append(proc.pid)
@@ -785,6 +796,7 @@ class DemoStack:
             self.postgres,
             self.redis,
             self.prometheus,
+            self.alertmanager,
             self.registry,
             self.oidc_server,
             self.control,
@@ -904,6 +916,8 @@ class DemoStack:
                 "metrics": {
                     "scrape_urls": [f"{st.base_url}/metrics"],
                     "prometheus_url": self.prometheus.url if self.prometheus else None,
+                    "alertmanager_url": self.alertmanager.url if self.alertmanager else None,
+                    "alert_rules": sorted(ALERT_RULES) if self.prometheus else [],
                     "prometheus_job": f"docflow-api-{env}",
                 },
                 "registry": (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import readme_setup_commands
+from ..conftest import on_fresh_machine, readme_setup_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 ROW = re.compile(r"^\s+([A-F][0-9])\s+(PASS|FAIL|INCONCLUSIVE|INTERRUPTED|PENDING|SKIP|WAIVED)\b", re.M)
@@ -65,36 +66,41 @@ def gate_rows(stdout: str) -> dict[str, str]:
 
 
 def readme_demo(tmp: Path) -> tuple[int, dict[str, str], str]:
-    """The README's main command as a new user runs it: a fresh venv with only the `demo` extra.
+    """The README's main command as a new user runs it, on a fresh machine.
 
-    The test venv has the `dev` extra too, so running the demo from it would hide a module the
-    demo needs but `.[demo]` does not install. Only the venv's place and the window change.
+    A fresh venv with only the `demo` extra (the test venv has `dev` too, which would hide a
+    module the demo needs but `.[demo]` does not install), inside a throwaway namespace where
+    none of the Debian packages the demo needs are installed. Only the venv's place and the
+    window change.
     """
     (main,) = [c for c in readme_setup_commands() if c.endswith("relnb demo")]
     venv = tmp.with_name(tmp.name + "-venv")  # the demo wants its --workdir to itself
     command = main.replace(".venv/", f"{venv}/").replace("venv .venv", f"venv {venv}")
     command += f" --workdir {tmp} --window 30s"
     env = {k: v for k, v in os.environ.items() if k not in ("RELNB_ROOT", "VIRTUAL_ENV", "PYTHONPATH")}
-    proc = subprocess.run(
-        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=1500,
-        env=env, stdin=subprocess.DEVNULL,
-    )
+    proc = on_fresh_machine(command, tmp=tmp.with_name(tmp.name + "-machine"), timeout=1500, env=env, cwd=ROOT)
     return proc.returncode, gate_rows(proc.stdout), command + "\n" + proc.stdout + proc.stderr
 
 
 PARALLEL = max(1, int(os.environ.get("RELNB_TEST_DEMO_PARALLEL", "4")))
-CLEAN = "clean"  # the run without a fault (the README's main command)
+CLEAN = "clean"  # the README's main command on a fresh machine
+INSTALLED = "installed"  # the same release where the Debian packages are already installed
 
 
 @pytest.fixture(scope="module")
-def demo_runs(request, tmp_path_factory) -> dict[str, tuple[Path, Future]]:
-    """Start every demo run this session selected (not more: `-k latency` runs one)."""
+def demo_runs(request, tmp_path_factory, demo_components) -> dict[str, tuple[Path, Future]]:
+    """Start every demo run this session selected (not more: `-k latency` runs one).
+
+    `demo_components` installs the Debian packages on this machine first, so every run but
+    the fresh-machine one finds them installed."""
     wanted: list[str] = []
     for item in request.session.items:
         if getattr(item, "module", None) is not request.module:
             continue
         if item.originalname == "test_readme_main_command_demo_passes_every_gate":
             wanted.append(CLEAN)
+        elif item.originalname == "test_demo_on_a_machine_with_the_packages_installed":
+            wanted.append(INSTALLED)
         elif item.originalname == "test_fault_turns_exactly_its_gates":
             wanted.append(item.callspec.params["fault"])
     pool = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="demo")
@@ -103,6 +109,8 @@ def demo_runs(request, tmp_path_factory) -> dict[str, tuple[Path, Future]]:
         time.sleep(5 * min(i, PARALLEL - 1))  # stagger the first starts (initdb, seeding, imports)
         if key == CLEAN:
             return readme_demo(tmp)
+        if key == INSTALLED:
+            return demo("--window", "30s", tmp=tmp)
         return demo("--fault", key, "--window", "30s", tmp=tmp)
 
     runs: dict[str, tuple[Path, Future]] = {}
@@ -113,25 +121,57 @@ def demo_runs(request, tmp_path_factory) -> dict[str, tuple[Path, Future]]:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-@pytest.mark.timeout(2400)
-def test_readme_main_command_demo_passes_every_gate(demo_runs, readme_commands):
-    main, _ = readme_commands
-    assert main.endswith(".venv/bin/relnb demo")
-    tmp_path, future = demo_runs[CLEAN]
-    code, gates, out = future.result()
+def assert_released(tmp_path: Path, code: int, gates: dict[str, str], out: str) -> str:
+    """Exit 0, every gate passed or skipped with a reason (≥ 28 passed), the archive sealed and
+    verified; returns what `relnb verify` printed."""
     assert code == 0, out[-4000:]
     assert len(gates) == 33, out[-3000:]
     not_ok = {g: s for g, s in gates.items() if s not in ("PASS", "SKIP")}
     assert not not_ok, not_ok
+    assert sum(s == "PASS" for s in gates.values()) >= 28, gates
     assert gates["D1"] == "SKIP"  # the one optional item the demo cannot exercise
     assert "sealed" in subprocess.run(
         [sys.executable, "-m", "relnb.cli", "list"], cwd=tmp_path / "project", capture_output=True, text=True
     ).stdout
     verify = subprocess.run([sys.executable, "-m", "relnb.cli", "verify", "1.1.0"], cwd=tmp_path / "project", capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    return verify.stdout
+
+
+def next_commands(out: str) -> dict[str, str]:
+    """The commands the demo's last lines tell a newcomer to type, by the word after the tool."""
+    block = out.split("\nnext:\n", 1)[1]
+    cmds = [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.startswith("  ")]
+    return {c.split()[1]: c for c in cmds if len(c.split()) > 1}
+
+
+@pytest.mark.timeout(2400)
+def test_readme_main_command_demo_passes_every_gate(demo_runs, readme_commands):
+    main, _ = readme_commands
+    assert main.endswith(".venv/bin/relnb demo")
+    tmp_path, future = demo_runs[CLEAN]
+    code, gates, out = future.result()
+    # the fresh machine had none of the Debian packages: the demo installed each, saying so
+    for pkg in ("prometheus", "prometheus-alertmanager", "docker-registry"):
+        assert f"relnb demo: apt-get install {pkg} — " in out, out[:3000]
+    verify_out = assert_released(tmp_path, code, gates, out)
+    assert gates["C5"] == gates["E1"] == gates["B3"] == "PASS"
+    # the closing lines name the archive and the next commands, and those commands work
+    project = tmp_path / "project"
+    assert f"archive: {project / 'releases' / '1.1.0'} (sealed" in out
+    nxt = next_commands(out)
+    assert nxt["cd"] == f"cd {project}"
+    for word in ("show", "verify"):
+        ran = subprocess.run(shlex.split(nxt[word]), cwd=project, capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, (nxt[word], ran.stdout[-2000:], ran.stderr[-2000:])
+    shown = subprocess.run(shlex.split(nxt["show"]), cwd=project, capture_output=True, text=True).stdout
+    assert re.search(r"C5\s+PASSED", shown), shown[:3000]
+    notebooks = [shlex.split(c)[-1] for c in nxt.values() if " edit " in c]
+    assert sorted(notebooks) == ["notebooks/release-1.1.0.py", "notebooks/review.py"]
+    assert all((project / nb).is_file() for nb in notebooks)
     # signatures were checked too: every approval (sign-offs, skips, the seal) validly signed
-    checked = re.search(r"approvals of release 1\.1\.0: (\d+) recorded, (\d+) validly signed, 0 unsigned — OK", verify.stdout)
-    assert checked and checked.group(1) == checked.group(2) and int(checked.group(1)) >= 5, verify.stdout
+    checked = re.search(r"approvals of release 1\.1\.0: (\d+) recorded, (\d+) validly signed, 0 unsigned — OK", verify_out)
+    assert checked and checked.group(1) == checked.group(2) and int(checked.group(1)) >= 5, verify_out
     archive = tmp_path / "project" / "releases" / "1.1.0"
     events = [json.loads(line) for line in (archive / "journal.jsonl").read_text().splitlines()]
     sign_offs = {e["payload"]["gate"]: e["payload"].get("approval") or {} for e in events if e["type"] == "sign-off"}
@@ -166,6 +206,16 @@ def test_readme_main_command_demo_passes_every_gate(demo_runs, readme_commands):
 
 
 @pytest.mark.timeout(2400)
+def test_demo_on_a_machine_with_the_packages_installed(demo_runs):
+    """The same release where Prometheus, Alertmanager and the registry are already there:
+    nothing is installed, every gate passes, and the archive holds up to a reviewer."""
+    tmp_path, future = demo_runs[INSTALLED]
+    code, gates, out = future.result()
+    assert "apt-get install" not in out, out[:2000]
+    assert_released(tmp_path, code, gates, out)
+
+
+@pytest.mark.timeout(2400)
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_fault_turns_exactly_its_gates(fault, demo_runs):
     code, gates, out = demo_runs[fault][1].result()
@@ -178,7 +228,37 @@ def test_fault_turns_exactly_its_gates(fault, demo_runs):
         gate, words = REASONS[fault]
         row = next(line for line in out.splitlines() if re.match(rf"^\s+{gate}\s", line))
         assert words in row, row
+    if fault == "error-rate":  # D7 failed in production: the prepared rollback ran, step by step
+        journal = demo_runs[fault][0] / "project" / "releases" / "1.1.0" / "journal.jsonl"
+        events = [json.loads(line) for line in journal.read_text().splitlines()]
+        steps = [e["payload"] for e in events if e["type"] == "action-finished" and e["payload"].get("gate") == "E3"]
+        assert steps and all(p["status"] == "passed" for p in steps), steps
     # everything else passed, or waits behind the failure (D refused), or was skipped with a reason
     for g, s in gates.items():
         if g not in bad:
             assert s in ("PASS", "SKIP", "PENDING"), (g, s)
+
+
+INSTALL = "apt-get install -y --no-install-recommends prometheus prometheus-alertmanager docker-registry"
+# how a machine can lack a way to install them -> (shell prefix, words the refusal must carry)
+NO_WAY = {
+    "no-install": ("", "--no-install was given"),
+    "no-apt-get": ("rm /usr/bin/apt-get && ", "this machine has no apt-get"),
+    "not-root": ("setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp ", "not running as root"),
+}
+
+
+@pytest.mark.parametrize("how", sorted(NO_WAY))
+def test_demo_refuses_up_front_when_it_cannot_install(how, tmp_path):
+    """No root, no package manager, or told not to: the demo says so before it starts anything,
+    with the exact install command, and exits with the usage/config code."""
+    prefix, why = NO_WAY[how]
+    workdir = tmp_path / "work"
+    flag = " --no-install" if how == "no-install" else ""
+    command = f"{prefix}{sys.executable} -m relnb.cli demo --workdir {workdir}{flag}"
+    proc = on_fresh_machine(command, tmp=tmp_path / "machine", timeout=300, cwd=ROOT)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert why in proc.stderr, proc.stderr
+    sudo = "sudo " if how == "not-root" else ""
+    assert f"`{sudo}{INSTALL}`" in proc.stderr, proc.stderr
+    assert "starting the stack" not in proc.stdout and not workdir.exists(), proc.stdout

@@ -64,7 +64,7 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("mode", ["normal", "exception", "sigint", "sigterm", "start-fails"])
-def test_no_leftover_processes_or_ports(mode: str, tmp_path: Path) -> None:
+def test_no_leftover_processes_or_ports(mode: str, tmp_path: Path, demo_components) -> None:
     script = tmp_path / "run_stack.py"
     script.write_text(SCRIPT)
     workdir = tmp_path / "work"

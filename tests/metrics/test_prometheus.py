@@ -7,8 +7,6 @@ latency are switched by the test. Each scenario runs both windows at the same ti
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import threading
 import time
@@ -20,25 +18,10 @@ import pytest
 from relnb.metrics import Baseline, PrometheusSource, Rule, ScrapeSource, run_window
 from relnb.results import Status
 
+from ..conftest import need_debian
 from ._app import FaultyApp
 
-PROMETHEUS = "/usr/bin/prometheus"
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _ensure_prometheus() -> str:
-    found = shutil.which("prometheus") or (PROMETHEUS if os.path.exists(PROMETHEUS) else None)
-    if found:
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "prometheus"]):
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        if proc.returncode != 0:
-            pytest.fail(f"{' '.join(cmd)} failed (exit {proc.returncode}): {proc.stderr[-500:]}")
-    found = shutil.which("prometheus")
-    if not found:
-        pytest.fail("apt-get install prometheus did not provide a prometheus binary")
-    return found
 
 
 def _free_port() -> int:
@@ -58,7 +41,7 @@ def app():
 
 @pytest.fixture(scope="module")
 def prom(app, tmp_path_factory):
-    binary = _ensure_prometheus()
+    binary = need_debian("prometheus")["prometheus"]
     work: Path = tmp_path_factory.mktemp("prom")
     port = _free_port()
     (work / "prometheus.yml").write_text(

@@ -8,7 +8,6 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -36,28 +35,13 @@ from relnb.checks.registry import (
 from relnb.redact import REDACTOR, Secret
 from relnb.results import Status
 
+from ...conftest import need_debian
+
 SERVICE = "relnb-test-registry"
 ISSUER = "relnb-test-issuer"
 USER, PASSWORD = "ci-bot", "registry-pass-0123"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-
-
-def _binary() -> str:
-    found = shutil.which("docker-registry")
-    if found:
-        return found
-    # The test setup installs it when missing (Debian package); failing here is loud, never a skip.
-    subprocess.run(["apt-get", "update"], capture_output=True, timeout=300, check=False)
-    subprocess.run(
-        ["apt-get", "install", "-y", "docker-registry"],
-        capture_output=True,
-        timeout=300,
-        check=True,
-    )
-    found = shutil.which("docker-registry")
-    assert found, "docker-registry could not be installed"
-    return found
 
 
 def _port() -> int:
@@ -82,7 +66,7 @@ def _start_registry(tmp: Path, auth: dict | None) -> tuple[str, subprocess.Popen
     path = tmp / "config.yml"
     path.write_text(json.dumps(cfg))  # JSON is YAML
     log = open(tmp / "registry.log", "wb")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([_binary(), "serve", str(path)], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([need_debian("docker-registry")["docker-registry"], "serve", str(path)], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

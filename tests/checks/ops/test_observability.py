@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -18,34 +17,9 @@ from relnb.checks.observability import check_observability
 from relnb.redact import Secret
 from relnb.results import Status
 
+from ...conftest import need_debian
+
 DSN = "https://abcdef0123456789@o1.ingest.sentry.test/42"
-
-
-def _ensure_packages() -> None:
-    if shutil.which("prometheus") and shutil.which("prometheus-alertmanager"):
-        return
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    lock = ["-o", "DPkg::Lock::Timeout=300"]
-    subprocess.run(
-        ["apt-get", *lock, "update"], check=True, env=env, timeout=600, capture_output=True
-    )
-    subprocess.run(
-        [
-            "apt-get",
-            *lock,
-            "install",
-            "-y",
-            "--no-install-recommends",
-            "prometheus",
-            "prometheus-alertmanager",
-        ],
-        check=True,
-        env=env,
-        timeout=900,
-        capture_output=True,
-    )
-    # the packages start their own services when an init system runs; ours use private ports
-    assert shutil.which("prometheus") and shutil.which("prometheus-alertmanager")
 
 
 def _port() -> int:
@@ -107,7 +81,7 @@ scrape_configs:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[dict[str, str]]:
-    _ensure_packages()
+    need_debian("prometheus", "prometheus-alertmanager")
     tmp = Path(tempfile.mkdtemp(prefix="relnb-c5-"))
     procs: list[subprocess.Popen[bytes]] = []
     am_port = _port()
