@@ -81,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         parse_sign_off,
         run_notebook,
     )
-    from relnb.release import ENV_SIGNOFFS
+    from relnb.release import ENV_SIGNOFFS, ROLLBACK_ON_FAILURE
     from relnb.signing.approvals_file import skips_for_run
 
     config = _config(args)
@@ -110,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             skips.setdefault(gid, reason)
     confirm = [c.strip().upper() for c in (args.confirm or "").split(",") if c.strip()]
     for c in confirm:
-        if c not in ("ALL", "ROLLBACK") and not (len(c) == 1 and c in relnb.SECTIONS):
+        if c not in ("ALL", "ROLLBACK", ROLLBACK_ON_FAILURE) and not (len(c) == 1 and c in relnb.SECTIONS):
             relnb.get_gate(c)
     rerun = [relnb.get_gate(c).id for c in (args.rerun or "").split(",") if c.strip()]
     opts = RunOptions(
@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sign-offs", metavar="FILE", help='JSON file {"A3": {"by": "Name <email>", "note": "..."}}, or an approvals file from `relnb sign` '
         "(default: $RELNB_SIGNOFFS)")
     r.add_argument("--confirm", metavar="IDS", help="actions allowed to run: all, section letters or gate IDs, comma separated; "
-        "`rollback` (never implied by all) runs the prepared rollback")
+        "`rollback` (never implied by all) runs the prepared rollback; `rollback-on-failure` runs it "
+        "only when a production gate did not pass after the deploy")
     r.add_argument("--rerun", metavar="IDS", help="settled gates to run again, comma separated")
     r.add_argument("--skip", action="append", metavar="ID=REASON", help="declare an optional gate not needed")
     r.add_argument("--window", help="shorten the monitoring window for a rehearsal (journaled), e.g. 2m")

@@ -5,7 +5,7 @@ ipynb, `relnb show --timeline`) lists them afterwards. Both used to phrase event
 and drifted apart; one renderer keeps the live narration and the record telling the same story.
 
 Every approval (sign-off, waiver, skip, forced re-run, promotion, seal) carries its signature
-mark from `relnb.signing.approval_label`: the signing principal and a short key fingerprint, or
+mark from `approval_label`: the signing principal and a short key fingerprint, or
 UNSIGNED. The mark depends only on the event, so re-executing an archived notebook reproduces it.
 """
 
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .journal import Event
-from .signing import approval_label
 
 # Event types that record a decision somebody must answer for (a forced re-run is a started
 # event with `forced`; see `is_approval`).
@@ -41,6 +40,26 @@ class EventLine:
             (": " if self.who else "") + self.detail if self.detail else ""
         )
         return f"{self.subject:<4} {self.verb.upper():<12} {rest}".rstrip()
+
+
+def short_fingerprint(fp: Any) -> str:
+    """`SHA256:` plus 12 characters: enough to tell keys apart on one line, like git's short SHA."""
+    text = str(fp or "?")
+    head, sep, body = text.partition(":")
+    return f"{head}:{body[:12]}…" if sep and len(body) > 12 else text
+
+
+def approval_label(payload: Mapping[str, Any]) -> str:
+    """How progress lines, `relnb show`, the archive and the review mark an approval event.
+
+    The mark is derived from the recorded approval alone (never from config or the clock), so
+    an archived notebook re-executed later shows exactly the same text. It lives here, not in
+    relnb.signing, because every rendering of the journal needs it and signing is a leaf.
+    """
+    ap = payload.get("approval")
+    if isinstance(ap, Mapping) and ap.get("signature"):
+        return f"signed by {ap.get('principal')} ({short_fingerprint(ap.get('fingerprint'))})"
+    return "UNSIGNED"
 
 
 def who_text(identity: Any) -> str:
@@ -104,6 +123,8 @@ def describe_event(ev: Event | Mapping[str, Any]) -> EventLine | None:
             str(p.get("principal") or "?"),
             str(p.get("summary", "")),
         )
+    if t == "note":  # a decision's reasoning written down by relnb (e.g. why a rollback ran)
+        return EventLine("relnb", "noted", detail=str(p.get("text") or ""))
     if t == "incident":
         return EventLine("incident", f"({p.get('severity')})", detail=str(p.get("title")))
     if t == "incident-update":
@@ -130,4 +151,12 @@ def describe_event(ev: Event | Mapping[str, Any]) -> EventLine | None:
     return None
 
 
-__all__ = ["EventLine", "approver", "describe_event", "is_approval", "who_text"]
+__all__ = [
+    "EventLine",
+    "approval_label",
+    "approver",
+    "describe_event",
+    "is_approval",
+    "short_fingerprint",
+    "who_text",
+]

@@ -25,7 +25,7 @@ from typing import Any
 
 from .config import Config, load_config
 from .errors import ActionRefused, PromotionRefused, ReleaseNotFound, RelnbError, UsageError
-from .gates import GATE_IDS, SECTIONS, Kind, get_gate
+from .gates import GATE_IDS, GUARDED_SECTION, SECTIONS, Kind, get_gate
 from .identity import Identity, whoami
 from .journal import JOURNAL_NAME, JournalWriter, read_events, utcnow
 from .redact import format_exception, scrub, scrub_obj
@@ -41,6 +41,9 @@ ENV_APPROVALS = "RELNB_APPROVALS"  # path to a `relnb sign` approvals file (pre-
 ENV_RERUN = "RELNB_RERUN"  # gate IDs to run again although settled
 ENV_SKIPS = "RELNB_SKIPS"  # JSON {gate: reason} for optional gates the run declares not needed
 ENV_HEADLESS = "RELNB_HEADLESS"
+# A rollback decided in advance for one case only: production did not pass after the deploy
+# (headless CI's "roll back if monitoring fails"). Plain ROLLBACK rolls back unconditionally.
+ROLLBACK_ON_FAILURE = "ROLLBACK-ON-FAILURE"
 ENV_ROOT = "RELNB_ROOT"
 
 
@@ -538,7 +541,16 @@ class Release:
             steps = rollback_steps(GateContext(self, "E3"))
         except RelnbError as exc:
             return StatusTable(self.id, (GateResult("E3", Status.FAILED, f"rollback cannot start: {exc}", {}, title=title),), {"E": "Rollback"})
-        go = _confirmation(confirmed, "E3", self)
+        go = _confirmation(confirmed, "E3", self) or self.context.confirmed("ROLLBACK")
+        if not go and ROLLBACK_ON_FAILURE in self.context.confirm:
+            hurt = self.production_failures()
+            go = bool(hurt)
+            if hurt and any(name not in self.state.actions for name, _ in steps):
+                self.note(
+                    f"rollback confirmed in advance ({ROLLBACK_ON_FAILURE}) and due: "
+                    f"{', '.join(hurt)} did not pass after the deploy",
+                    gates=hurt,
+                )
         results = []
         for name, step in steps:
             res = self.action("E3", step, name=name, confirmed=go, confirm_key="ROLLBACK")
@@ -546,6 +558,14 @@ class Release:
             if res.status is not Status.PASSED:
                 break
         return StatusTable(self.id, tuple(results), {"E": "Rollback"})
+
+    def production_failures(self) -> list[str]:
+        """Production gates that ended failed, inconclusive or interrupted: the case in which a
+        rollback confirmed with ROLLBACK-ON-FAILURE goes ahead."""
+        bad = (Status.FAILED, Status.INCONCLUSIVE, Status.INTERRUPTED)
+        return [
+            g for g in GATE_IDS if get_gate(g).section == GUARDED_SECTION and self.result(g).status in bad
+        ]
 
     def section(self, letter: str, *results: GateResult) -> StatusTable:
         """A section's summary cell; in marimo it also orders the next section after this one."""

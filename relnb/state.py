@@ -10,11 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .eventtext import who_text
+from .eventtext import approval_label, who_text
 from .gates import GATES, GUARDED_SECTION, PROMOTION_PREREQUISITES, SECTIONS, get_gate, upstream
 from .journal import Event
 from .results import GateResult, Status, StatusTable
-from .signing import approval_label
 
 # gate -> gates that list it (transitively) as upstream: re-running a gate voids their waivers too.
 _DOWNSTREAM: dict[str, set[str]] = {g.id: set() for g in GATES}

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReleaseNotFound
-from ..eventtext import describe_event, is_approval
+from ..eventtext import approval_label, describe_event, is_approval
 from ..gates import GATE_IDS
 from ..journal import Event
-from ..signing import approval_label
 from ..state import ReleaseState
 from .changelog import Commit
 from .files import INDEX, SUMMARY, dump_json, write_atomic

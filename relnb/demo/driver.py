@@ -273,7 +273,7 @@ def epilogue(project: Path, notebook: Path, version: str, *, sealed: bool, keep:
         *(f"  {cmd.ljust(width)}  # {why}" for cmd, why in rows),
     ]
     if not keep:
-        lines.append("  (the demo's services are stopped; the project and its releases stay)")
+        lines.append("(the demo's services are stopped; the project and its releases stay)")
     return "\n".join(lines)
 
 
@@ -356,7 +356,8 @@ def run_demo(
             notebook=nb,
             junit=project / "junit.xml",
             sign_offs=load_sign_offs_file(approvals),  # what `relnb run --sign-offs FILE` reads
-            confirm=["ALL"],
+            # the lead's standing decision for this release: roll back if production fails
+            confirm=["ALL", "ROLLBACK-ON-FAILURE"],
             skips=skips,
             window=window,
             # the lead runs the release and signs the seal with their key (a path, never bytes)

@@ -20,34 +20,12 @@ This package imports nothing heavy; ssh-keygen and git run as subprocesses when 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from ..eventtext import approval_label, short_fingerprint
 from .approve import Grant, SigningRefused, SigningSettings, approve
 from .keys import Approval, SigningError, allowed_signers_at, sign_statement, verify_approval
 from .policy import Policy, Violation
 from .statement import make_statement
 from .verify import SignatureReport, verify_release_signatures
-
-
-def short_fingerprint(fp: Any) -> str:
-    """`SHA256:` plus 12 characters: enough to tell keys apart on one line, like git's short SHA."""
-    text = str(fp or "?")
-    head, sep, body = text.partition(":")
-    return f"{head}:{body[:12]}…" if sep and len(body) > 12 else text
-
-
-def approval_label(payload: Mapping[str, Any]) -> str:
-    """How progress lines, `relnb show`, the archive and the review mark an approval event.
-
-    The mark is derived from the recorded approval alone (never from config or the clock), so
-    an archived notebook re-executed later shows exactly the same text.
-    """
-    ap = payload.get("approval")
-    if isinstance(ap, Mapping) and ap.get("signature"):
-        return f"signed by {ap.get('principal')} ({short_fingerprint(ap.get('fingerprint'))})"
-    return "UNSIGNED"
-
 
 __all__ = [
     "Approval",

@@ -171,6 +171,13 @@ def test_import_is_light():
     code = "import sys, relnb; print(sorted(m for m in ('pandas','altair','boto3','psycopg','marimo','httpx','redis') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+    # nor relnb's own leaves: signing, archive, checks and metrics load when a release uses them
+    leaves = ("relnb.signing", "relnb.archive", "relnb.checks", "relnb.metrics")
+    code = f"import sys, relnb; print(sorted(m for m in sys.modules if m.startswith({leaves!r})))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+    code = "import sys, relnb.signing; print('relnb.signing.keys' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "True"
 
 
 def test_public_api_is_sorted_and_complete():

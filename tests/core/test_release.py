@@ -237,6 +237,31 @@ def test_rollback_runs_only_when_asked_by_name_and_once(release, monkeypatch, tm
     assert len(started) == 1
 
 
+def test_rollback_on_failure_waits_for_a_failing_production_gate(release, monkeypatch, tmp_path):
+    log = tmp_path / "rb.log"
+    cfg = release.config.root / "relnb.toml"
+    cfg.write_text(f'[environments.production]\nbase_url = "http://127.0.0.1:9"\nversion_path = ""\n'
+                   f'[environments.production.commands]\nrollback = "echo rb >> {log}"\n')
+    release.config = relnb.load_config(cfg)
+    all_green(release)
+    for gate in ("D2", "D3", "D4"):
+        release.action(gate, lambda: Outcome.passed("done", sha="abc"), confirmed=True)
+    monkeypatch.setenv("RELNB_CONFIRM", "all,rollback-on-failure")
+    release.context = relnb.RunContext.from_env()
+    release.run("D5", lambda: Outcome.passed("smoke ok"))
+    assert [r.status for r in release.rollback().rows] == [Status.PENDING]  # production is fine
+    assert release.production_failures() == [] and not log.exists()
+    release.run("D7", lambda: Outcome.failed("error_rate 28% > 1%"))
+    assert release.production_failures() == ["D7"]
+    table = release.rollback()
+    # the rollback went ahead (no previous tag here: its redeploy step fails honestly, once)
+    assert table.rows[0].status is Status.FAILED and "previous release tag" in table.rows[0].summary
+    notes = [e.payload["text"] for e in release.journal.events if e.type == "note"]
+    assert notes == ["rollback confirmed in advance (ROLLBACK-ON-FAILURE) and due: D7 did not pass after the deploy"]
+    release.rollback()  # re-running the cell repeats nothing and notes nothing new
+    assert sum(e.type == "note" for e in release.journal.events) == 1
+
+
 def test_d4_reads_the_running_version_where_b1_does(release, tmp_path):
     """A custom version endpoint (version_path/version_field) is honoured by D4, not only by B1."""
     import http.server

@@ -138,11 +138,10 @@ def assert_released(tmp_path: Path, code: int, gates: dict[str, str], out: str) 
     return verify.stdout
 
 
-def next_commands(out: str) -> dict[str, str]:
-    """The commands the demo's last lines tell a newcomer to type, by the word after the tool."""
+def next_commands(out: str) -> list[list[str]]:
+    """The commands the demo's last lines tell a newcomer to type, as argument lists."""
     block = out.split("\nnext:\n", 1)[1]
-    cmds = [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.startswith("  ")]
-    return {c.split()[1]: c for c in cmds if len(c.split()) > 1}
+    return [shlex.split(line.split("  #", 1)[0]) for line in block.splitlines() if line.startswith("  ")]
 
 
 @pytest.mark.timeout(2400)
@@ -159,14 +158,15 @@ def test_readme_main_command_demo_passes_every_gate(demo_runs, readme_commands):
     # the closing lines name the archive and the next commands, and those commands work
     project = tmp_path / "project"
     assert f"archive: {project / 'releases' / '1.1.0'} (sealed" in out
-    nxt = next_commands(out)
-    assert nxt["cd"] == f"cd {project}"
+    cd, *commands = next_commands(out)
+    assert cd == ["cd", str(project)]
+    by_word = {argv[1]: argv for argv in commands if argv[1] != "edit"}
     for word in ("show", "verify"):
-        ran = subprocess.run(shlex.split(nxt[word]), cwd=project, capture_output=True, text=True, timeout=120)
-        assert ran.returncode == 0, (nxt[word], ran.stdout[-2000:], ran.stderr[-2000:])
-    shown = subprocess.run(shlex.split(nxt["show"]), cwd=project, capture_output=True, text=True).stdout
-    assert re.search(r"C5\s+PASSED", shown), shown[:3000]
-    notebooks = [shlex.split(c)[-1] for c in nxt.values() if " edit " in c]
+        ran = subprocess.run(by_word[word], cwd=project, capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, (by_word[word], ran.stdout[-2000:], ran.stderr[-2000:])
+        if word == "show":
+            assert re.search(r"C5\s+PASSED", ran.stdout), ran.stdout[:3000]
+    notebooks = [argv[-1] for argv in commands if argv[1] == "edit"]
     assert sorted(notebooks) == ["notebooks/release-1.1.0.py", "notebooks/review.py"]
     assert all((project / nb).is_file() for nb in notebooks)
     # signatures were checked too: every approval (sign-offs, skips, the seal) validly signed
@@ -231,8 +231,9 @@ def test_fault_turns_exactly_its_gates(fault, demo_runs):
     if fault == "error-rate":  # D7 failed in production: the prepared rollback ran, step by step
         journal = demo_runs[fault][0] / "project" / "releases" / "1.1.0" / "journal.jsonl"
         events = [json.loads(line) for line in journal.read_text().splitlines()]
-        steps = [e["payload"] for e in events if e["type"] == "action-finished" and e["payload"].get("gate") == "E3"]
-        assert steps and all(p["status"] == "passed" for p in steps), steps
+        steps = [e["payload"] for e in events if e["type"] == "action-finished" and e["payload"].get("of_gate") == "E3"]
+        assert steps and all(p["status"] == "passed" for p in steps), [(p["action"], p["status"], p["summary"]) for p in steps]
+        assert "rollback confirmed in advance (ROLLBACK-ON-FAILURE) and due: D7" in out
     # everything else passed, or waits behind the failure (D refused), or was skipped with a reason
     for g, s in gates.items():
         if g not in bad:
