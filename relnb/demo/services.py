@@ -416,6 +416,54 @@ def _binary(name: str) -> str:
     return found
 
 
+class BinaryService:
+    """A server from a Debian package, run as our child on a free 127.0.0.1 port until stop().
+
+    Subclasses write their config and give the argv; this owns the process, the readiness
+    probe (an HTTP path answering 200) and the stop.
+    """
+
+    binary = ""  # the program on PATH (its Debian package installs it; see relnb.demo.provision)
+    ready_path = "/-/ready"
+    ready_timeout = 30.0
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.process: ManagedProcess | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _launch(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        """Start `binary argv...` (port already chosen) and wait until it answers ready_path."""
+        import httpx
+
+        self.process = ManagedProcess(
+            self.binary,
+            [_binary(self.binary), *argv],
+            self.workdir / "logs" / f"{self.binary}.log",
+            env=env,
+        )
+
+        def ready() -> bool:
+            if self.process and not self.process.alive():
+                raise RuntimeError(f"{self.binary} exited: {self.process.log_tail()}")
+            return httpx.get(self.url + self.ready_path, timeout=1).status_code == 200
+
+        wait_until(self.binary, ready, self.ready_timeout, 0.1)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+            self.process = None
+
+
 # What a docflow on-call expects to be paged for; C5 checks that each is loaded and evaluates.
 ALERT_RULES = {
     "DocflowApiDown": ('up{job=~"docflow-api-.*"} == 0', "1m"),
@@ -433,22 +481,18 @@ ALERT_RULES = {
 }
 
 
-class PrometheusService:
+class PrometheusService(BinaryService):
     """Prometheus scraping both APIs' /metrics every second, with docflow's alert rules, sending
     alerts to the Alertmanager at `alertmanager` (host:port) when given."""
+
+    binary = "prometheus"
 
     def __init__(
         self, workdir: Path, targets: Mapping[str, str], alertmanager: str | None = None
     ) -> None:
-        self.workdir = workdir
+        super().__init__(workdir)
         self.targets = dict(targets)  # environment -> host:port
         self.alertmanager = alertmanager
-        self.process: ManagedProcess | None = None
-        self.port: int | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def rules_text(self) -> str:
         rules = "".join(
@@ -479,9 +523,6 @@ class PrometheusService:
         return text + "scrape_configs:\n" + "".join(jobs)
 
     def start(self) -> None:
-        import httpx
-
-        binary = _binary("prometheus")
         root = self.workdir / "prometheus"
         root.mkdir(parents=True, exist_ok=True)
         rules = root / "docflow-alerts.yml"
@@ -489,52 +530,23 @@ class PrometheusService:
         cfg = root / "prometheus.yml"
         cfg.write_text(self.config_text(rules))
         self.port = free_port()
-        self.process = ManagedProcess(
-            "prometheus",
+        self._launch(
             [
-                binary,
                 f"--config.file={cfg}",
                 f"--storage.tsdb.path={root / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.listen-address={self.address}",
                 "--storage.tsdb.retention.time=1d",
-            ],
-            self.workdir / "logs" / "prometheus.log",
+            ]
         )
 
-        def ready() -> bool:
-            if self.process and not self.process.alive():
-                raise RuntimeError(f"prometheus exited: {self.process.log_tail()}")
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
 
-        wait_until("prometheus", ready, 30, 0.2)
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.stop()
-            self.process = None
-
-
-class AlertmanagerService:
+class AlertmanagerService(BinaryService):
     """Debian's Alertmanager, clustering off, one receiver (the on-call rota) with no integration:
     the demo proves that alerts reach it, not that a pager rings."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.process: ManagedProcess | None = None
-        self.port: int | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    binary = "prometheus-alertmanager"
 
     def start(self) -> None:
-        import httpx
-
-        binary = _binary("prometheus-alertmanager")
         root = self.workdir / "alertmanager"
         (root / "data").mkdir(parents=True, exist_ok=True)
         cfg = root / "alertmanager.yml"
@@ -543,29 +555,14 @@ class AlertmanagerService:
             "receivers:\n  - name: docflow-oncall\n"
         )
         self.port = free_port()
-        self.process = ManagedProcess(
-            "alertmanager",
+        self._launch(
             [
-                binary,
                 f"--config.file={cfg}",
                 f"--storage.path={root / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.listen-address={self.address}",
                 "--cluster.listen-address=",
-            ],
-            self.workdir / "logs" / "alertmanager.log",
+            ]
         )
-
-        def ready() -> bool:
-            if self.process and not self.process.alive():
-                raise RuntimeError(f"alertmanager exited: {self.process.log_tail()}")
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-
-        wait_until("alertmanager", ready, 30, 0.2)
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.stop()
-            self.process = None
 
 
 # --------------------------------------------------------------------------- OCI registry
@@ -670,22 +667,14 @@ def push_image(registry_url: str, repository: str, tag: str, *, sha: str, versio
         return "sha256:" + hashlib.sha256(manifest).hexdigest()
 
 
-class RegistryService:
+class RegistryService(BinaryService):
     """Debian's docker-registry (distribution 2.8) with its own config: 127.0.0.1, no auth."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.process: ManagedProcess | None = None
-        self.port: int | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    binary = "docker-registry"
+    ready_path = "/v2/"
+    ready_timeout = 20.0
 
     def start(self) -> None:
-        import httpx
-
-        binary = _binary("docker-registry")
         root = self.workdir / "registry"
         (root / "data").mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -694,26 +683,9 @@ class RegistryService:
             "version: 0.1\n"
             "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: 127.0.0.1:{self.port}\n  secret: {uuid.uuid4().hex}\n"
+            f"http:\n  addr: {self.address}\n  secret: {uuid.uuid4().hex}\n"
         )
-        self.process = ManagedProcess(
-            "docker-registry",
-            [binary, "serve", str(cfg)],
-            self.workdir / "logs" / "registry.log",
-            env={**os.environ, "OTEL_TRACES_EXPORTER": "none"},
-        )
-
-        def ready() -> bool:
-            if self.process and not self.process.alive():
-                raise RuntimeError(f"docker-registry exited: {self.process.log_tail()}")
-            return httpx.get(f"{self.url}/v2/", timeout=1).status_code == 200
-
-        wait_until("docker-registry", ready, 20, 0.1)
-
-    def stop(self) -> None:
-        if self.process:
-            self.process.stop()
-            self.process = None
+        self._launch(["serve", str(cfg)], env={**os.environ, "OTEL_TRACES_EXPORTER": "none"})
 
 
 # --------------------------------------------------------------------------- in-process ASGI
