@@ -212,13 +212,19 @@ def test_failed_action_retries_only_on_an_explicit_go(release, monkeypatch):
     assert clicked.status is Status.PASSED and calls == [1, 1]
 
 
-def test_rollback_runs_only_when_asked_by_name_and_once(release, monkeypatch, tmp_path):
+def with_rollback_command(release, tmp_path):
+    """A production whose rollback command appends to a log; A–C settled. Returns the log."""
     log = tmp_path / "rb.log"
     cfg = release.config.root / "relnb.toml"
     cfg.write_text(f'[environments.production]\nbase_url = "http://127.0.0.1:9"\nversion_path = ""\n'
                    f'[environments.production.commands]\nrollback = "echo rb >> {log}"\n')
     release.config = relnb.load_config(cfg)
     all_green(release)
+    return log
+
+
+def test_rollback_runs_only_when_asked_by_name_and_once(release, monkeypatch, tmp_path):
+    log = with_rollback_command(release, tmp_path)
     assert release.rollback(confirmed=True).rows[0].status is Status.PENDING  # nothing deployed yet
     release.action("D2", lambda: Outcome.passed("snap"), confirmed=True)
     release.action("D3", lambda: Outcome.passed("migrated"), confirmed=True)
@@ -238,12 +244,7 @@ def test_rollback_runs_only_when_asked_by_name_and_once(release, monkeypatch, tm
 
 
 def test_rollback_on_failure_waits_for_a_failing_production_gate(release, monkeypatch, tmp_path):
-    log = tmp_path / "rb.log"
-    cfg = release.config.root / "relnb.toml"
-    cfg.write_text(f'[environments.production]\nbase_url = "http://127.0.0.1:9"\nversion_path = ""\n'
-                   f'[environments.production.commands]\nrollback = "echo rb >> {log}"\n')
-    release.config = relnb.load_config(cfg)
-    all_green(release)
+    log = with_rollback_command(release, tmp_path)
     for gate in ("D2", "D3", "D4"):
         release.action(gate, lambda: Outcome.passed("done", sha="abc"), confirmed=True)
     monkeypatch.setenv("RELNB_CONFIRM", "all,rollback-on-failure")
