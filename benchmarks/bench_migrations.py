@@ -19,9 +19,9 @@ from pathlib import Path
 
 import psycopg
 
-from relnb.checks.locktrace import server_major, shadow_database, trace_statements
-from relnb.checks.migration_safety import check_migration_safety
-from relnb.checks.sqlrisk import parse_statements, squawk_lint
+from relnb.checks.migrations.locktrace import server_major, shadow_database, trace_statements
+from relnb.checks.migrations.safety import check_migration_safety
+from relnb.checks.migrations.sqlrisk import parse_statements, squawk_lint
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "checks" / "migrations" / "corpus"
 ADMIN = os.environ.get("RELNB_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import uvicorn
 
-from relnb.checks import smoke
+from relnb.checks.http import smoke
 from relnb.redact import Secret
 
 FAKE = Path(__file__).resolve().parent.parent / "tests" / "checks" / "ops" / "docflow_fake.py"

@@ -44,7 +44,7 @@ def previous_tag(ctx: GateContext) -> str | None:
 
 def ci_checks(ctx: GateContext) -> Outcome:
     ci = ctx.config.data["ci"]
-    from .checks import ci as ci_checks_mod
+    from .checks.ops import ci as ci_checks_mod
 
     if ci["provider"] == "command":
         if not ci["command"]:
@@ -66,7 +66,7 @@ def ci_checks(ctx: GateContext) -> Outcome:
 
 
 def endpoints_documented(ctx: GateContext) -> Outcome:
-    from .checks.openapi import check_endpoints_documented
+    from .checks.http.openapi import check_endpoints_documented
 
     sha = release_sha(ctx)
     if not sha:
@@ -77,7 +77,7 @@ def endpoints_documented(ctx: GateContext) -> Outcome:
 
 
 def runbooks(ctx: GateContext) -> Outcome:
-    from .checks.repo_files import check_runbooks
+    from .checks.ops.repo_files import check_runbooks
 
     sha = release_sha(ctx)
     if not sha:
@@ -86,7 +86,7 @@ def runbooks(ctx: GateContext) -> Outcome:
 
 
 def staging_runs_main(ctx: GateContext) -> Outcome:
-    from .checks.version import check_version
+    from .checks.http.version import check_version
 
     env = ctx.env("staging")
     main = _git(ctx, "rev-parse", ctx.config.project["main_branch"])
@@ -101,7 +101,7 @@ def staging_runs_main(ctx: GateContext) -> Outcome:
 def deploy_artifacts(ctx: GateContext) -> Outcome:
     import os
 
-    from .checks.repo_files import check_deploy_artifacts, dotenv_keys
+    from .checks.ops.repo_files import check_deploy_artifacts, dotenv_keys
 
     project = ctx.config.project
     if not project["deploy_artifacts"] and not project["env_templates"]:
@@ -120,7 +120,7 @@ def deploy_artifacts(ctx: GateContext) -> Outcome:
 
 
 def cors_and_redirects(ctx: GateContext) -> Outcome:
-    from .checks.cors_oidc import check_cors_and_redirects
+    from .checks.http.cors_oidc import check_cors_and_redirects
 
     env = ctx.env("staging")
     oidc = env["oidc"]
@@ -130,7 +130,7 @@ def cors_and_redirects(ctx: GateContext) -> Outcome:
 
 
 def previous_images(ctx: GateContext) -> Outcome:
-    from .checks.registry import check_previous_tags
+    from .checks.ops.registry import check_previous_tags
 
     env = ctx.env("production")
     reg = env["registry"]
@@ -157,7 +157,7 @@ def _migrations_dir(ctx: GateContext):
 
 
 def _new_migrations(ctx: GateContext) -> tuple[list[str], str | None]:
-    from .checks.migrations import new_migrations_since
+    from .checks.migrations.included import new_migrations_since
 
     tag = previous_tag(ctx)
     if not tag:
@@ -167,7 +167,7 @@ def _new_migrations(ctx: GateContext) -> tuple[list[str], str | None]:
 
 def _migrate_and_verify(ctx: GateContext, env_name: str) -> Outcome:
     """B2/D3: run the migrate command, then prove it from the ledger (all applied, checksums, none failed)."""
-    from .checks.ledger import verify_ledger
+    from .checks.migrations.ledger import verify_ledger
 
     ran = command_action(ctx, "migrate", env_name=env_name)
     if ran.status is not Status.PASSED:
@@ -194,8 +194,8 @@ def migrate_production(ctx: GateContext) -> Outcome:
 
 def migration_included(ctx: GateContext) -> Outcome:
     """A3 evidence: a schema change comes with a migration; its SQL and lint findings for the reviewer."""
-    from .checks.migrations import check_migration_included
-    from .checks.sqlrisk import destructive_changes
+    from .checks.migrations.included import check_migration_included
+    from .checks.migrations.sqlrisk import destructive_changes
 
     tag = previous_tag(ctx)
     if not tag:
@@ -218,8 +218,8 @@ def _finding(f) -> dict:
 
 def backwards_compatibility(ctx: GateContext) -> Outcome:
     """A4 evidence: destructive SQL in new migrations and breaking OpenAPI changes; a plan note if any."""
-    from .checks.openapi import openapi_breaking_changes, spec_at
-    from .checks.sqlrisk import destructive_changes
+    from .checks.http.openapi import openapi_breaking_changes, spec_at
+    from .checks.migrations.sqlrisk import destructive_changes
 
     names, tag = _new_migrations(ctx)
     if not tag:
@@ -246,7 +246,7 @@ def backwards_compatibility(ctx: GateContext) -> Outcome:
 
 
 def migration_safety(ctx: GateContext) -> Outcome:
-    from .checks.migration_safety import check_migration_safety
+    from .checks.migrations.safety import check_migration_safety
 
     project = ctx.config.project
     if not project["shadow_database_url_env"]:
@@ -266,7 +266,7 @@ def migration_safety(ctx: GateContext) -> Outcome:
 
 def rollback_plan(ctx: GateContext) -> Outcome:
     """E2/E3 share one plan; each gate says whether its branch applies and is prepared."""
-    from .checks.reversibility import rollback_plan as plan_for
+    from .checks.migrations.reversibility import rollback_plan as plan_for
 
     names, tag = _new_migrations(ctx)
     if not tag:
@@ -318,7 +318,7 @@ def dlq_stable(ctx: GateContext) -> Outcome:
 
 
 def _flows(ctx: GateContext, env_name: str, flows=None) -> Outcome:
-    from .checks.smoke import run_flows
+    from .checks.http.smoke import run_flows
 
     env = ctx.env(env_name)
     auth = env["auth"]
@@ -334,13 +334,13 @@ def smoke_staging(ctx: GateContext) -> Outcome:
 
 
 def smoke_production(ctx: GateContext) -> Outcome:
-    from .checks.smoke import PRODUCTION_FLOWS
+    from .checks.http.smoke import PRODUCTION_FLOWS
 
     return _flows(ctx, "production", PRODUCTION_FLOWS)
 
 
 def backup_available(ctx: GateContext) -> Outcome:
-    from .checks.backups import check_rds_snapshots, check_s3_backup
+    from .checks.ops.backups import check_rds_snapshots, check_s3_backup
 
     b = ctx.env("production")["backups"]
     max_h = parse_duration(b["max_age"]) / 3600
@@ -372,7 +372,7 @@ def _s3_client(ctx: GateContext, b: dict, service: str = "s3"):
 def secrets_exist(ctx: GateContext) -> Outcome:
     import os
 
-    from .checks.secrets import check_secrets
+    from .checks.ops.secrets import check_secrets
 
     sec = ctx.env("production")["secrets"]
     if not sec["required"]:
@@ -394,7 +394,7 @@ def secrets_exist(ctx: GateContext) -> Outcome:
 
 
 def dashboards_alerts(ctx: GateContext) -> Outcome:
-    from .checks.observability import check_observability
+    from .checks.ops.observability import check_observability
 
     o = ctx.env("production")["observability"]
     if not o["prometheus_url"]:
@@ -460,7 +460,7 @@ def deploy(ctx: GateContext) -> Outcome:
 
 
 def scripted_smoke(ctx: GateContext) -> Outcome:
-    from .checks.smoke import run_smoke_script
+    from .checks.http.smoke import run_smoke_script
 
     env = ctx.env("production")
     script = env["commands"]["smoke"]

@@ -4,7 +4,7 @@ Two providers: a command (e.g. `scripts/release/deploy-vps.sh`, output streamed 
 time-limited) and Coolify's API (`/api/v1/deploy?uuid=|tag=`, then each queued deployment is
 polled at `/api/v1/deployments/{uuid}` until `finished`, `failed` or `cancelled-by-user`).
 A provider saying "done" is not the proof: `deploy_and_verify` then polls the app's version
-endpoint (with B1's poller, relnb.checks.version) until it reports the new tag or SHA.
+endpoint (with B1's poller, relnb.checks.http.version) until it reports the new tag or SHA.
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def deploy_and_verify(
     `expected` is the released SHA, or the image tag for a deploy by tag; the poller is B1's, so a
     custom version endpoint configured for the environment means the same thing here.
     """
-    from ..checks.version import check_version
+    from ..checks.http.version import check_version
 
     done = deploy()
     if done.status is not Status.PASSED and done.status is not Status.INCONCLUSIVE:

@@ -335,7 +335,7 @@ def test_prometheus_scrapes_both_apis(d: dict) -> None:
 
 def test_alert_rules_loaded_and_sent_to_alertmanager(d: dict) -> None:
     """C5 itself, against the demo's Prometheus and Alertmanager: what the demo's release checks."""
-    from relnb.checks.observability import check_observability
+    from relnb.checks.ops.observability import check_observability
 
     m = d["environments"]["production"]["metrics"]
     assert m["alert_rules"] and m["alertmanager_url"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from relnb.checks.ci import check_ci_command, parse_pytest_summary
+from relnb.checks.ops.ci import check_ci_command, parse_pytest_summary
 from relnb.redact import REDACTOR, Secret
 from relnb.results import Status
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from relnb.checks.ci import check_ci_github
+from relnb.checks.ops.ci import check_ci_github
 from relnb.redact import REDACTOR, Secret
 from relnb.results import Status
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from relnb.checks.cors_oidc import KeycloakAdmin, check_cors_and_redirects
+from relnb.checks.http.cors_oidc import KeycloakAdmin, check_cors_and_redirects
 from relnb.redact import REDACTOR, Secret
 from relnb.results import Status
 

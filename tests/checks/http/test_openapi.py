@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from relnb.checks.openapi import (
+from relnb.checks.http.openapi import (
     check_endpoints_documented,
     normalize_path,
     openapi_breaking_changes,

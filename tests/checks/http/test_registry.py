@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from relnb.checks.registry import (
+from relnb.checks.ops.registry import (
     check_image_tags,
     check_previous_tags,
     parse_challenge,

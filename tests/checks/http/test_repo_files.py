@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from relnb.checks.repo_files import (
+from relnb.checks.ops.repo_files import (
     check_deploy_artifacts,
     check_runbooks,
     dotenv_keys,

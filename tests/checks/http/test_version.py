@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from relnb.checks.version import check_version, sha_matches
+from relnb.checks.http.version import check_version, sha_matches
 from relnb.results import Status
 
 MAIN = "9fceb02d0ae598e95dc970b74767f19372d61af8"

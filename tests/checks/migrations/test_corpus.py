@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from relnb.checks.migration_safety import check_migration_safety
+from relnb.checks.migrations.safety import check_migration_safety
 from relnb.results import Status
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from relnb.checks.ledger import (
+from relnb.checks.migrations.ledger import (
     flyway_checksum,
     prisma_checksum,
     prisma_checksum_matches,
@@ -218,7 +218,7 @@ def test_prisma_no_table_and_unreachable(pg_url, tmp_path, free_port):
 
 
 def test_ledger_session_cannot_write(pg_url):
-    from relnb.checks.ledger import readonly_connect
+    from relnb.checks.migrations.ledger import readonly_connect
 
     with readonly_connect(pg_url) as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         conn.execute("create table should_not_exist (id int)")

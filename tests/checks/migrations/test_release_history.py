@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from relnb.checks.migrations import (
+from relnb.checks.migrations.included import (
     check_migration_included,
     new_migrations_since,
     schema_changed_since,
 )
-from relnb.checks.reversibility import classify_reversibility, rollback_plan
+from relnb.checks.migrations.reversibility import classify_reversibility, rollback_plan
 from relnb.results import Status
 
 

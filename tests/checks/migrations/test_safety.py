@@ -8,8 +8,8 @@ import uuid
 import psycopg
 import pytest
 
-from relnb.checks.ledger import prisma_checksum
-from relnb.checks.migration_safety import check_migration_safety
+from relnb.checks.migrations.ledger import prisma_checksum
+from relnb.checks.migrations.safety import check_migration_safety
 from relnb.results import Status
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relnb.checks.sqlrisk import (
+from relnb.checks.migrations.sqlrisk import (
     SqlParseError,
     destructive_changes,
     non_transactional_reason,

@@ -8,7 +8,7 @@ import boto3
 import psycopg
 
 from relnb.actions import snapshot
-from relnb.checks.backups import check_rds_snapshots, check_s3_backup
+from relnb.checks.ops.backups import check_rds_snapshots, check_s3_backup
 from relnb.results import Status
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from relnb.checks.observability import check_observability
+from relnb.checks.ops.observability import check_observability
 from relnb.redact import Secret
 from relnb.results import Status
 

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from relnb.checks.secrets import SecretSpec, check_secrets, parse_dotenv
+from relnb.checks.ops.secrets import SecretSpec, check_secrets, parse_dotenv
 from relnb.results import Status
 
 

@@ -7,7 +7,7 @@ import os
 import stat
 from pathlib import Path
 
-from relnb.checks import smoke
+from relnb.checks.http import smoke
 from relnb.redact import Secret
 from relnb.results import Status
 

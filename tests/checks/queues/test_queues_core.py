@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from relnb.checks.queues import inspector_kinds, judge_queue, make_inspector, register_inspector
-from relnb.checks.queues_model import (
+from relnb.checks.queues.model import (
     JobInfo,
     QueueStats,
     describe_redis_url,

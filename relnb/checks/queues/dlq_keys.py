@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .queues_model import DeadLetters, JobInfo, scrub_reason, text
+from .model import DeadLetters, JobInfo, scrub_reason, text
 
 if TYPE_CHECKING:
     import redis

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..redact import scrub
-from ..results import Outcome
+from ...redact import scrub
+from ...results import Outcome
 
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 _MIN_SHORT_SHA = 7

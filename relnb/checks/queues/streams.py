@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .queues_dlq_keys import read_dead_letter_keys
-from .queues_model import (
+from .dlq_keys import read_dead_letter_keys
+from .model import (
     SAMPLE,
     DeadLetters,
     JobInfo,

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..errors import RelnbError
-from ..redact import scrub
+from ...errors import RelnbError
+from ...redact import scrub
 
 if TYPE_CHECKING:
     import redis

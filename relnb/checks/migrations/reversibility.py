@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..results import Outcome
-from .migrations import discover_migrations
+from ...results import Outcome
+from .included import discover_migrations
 from .sqlrisk import SqlParseError, destructive_changes, parse_statements
 
 # --------------------------------------------------------------------------- E2 / E3

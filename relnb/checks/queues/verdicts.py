@@ -2,7 +2,8 @@
 monitoring window's DLQ metric.
 
 Queues are inspected straight from Redis (BullMQ, RQ, Celery/kombu, Redis Streams groups; see
-the `queues_*` modules for each layout), so the release machine needs redis-py only. Verdicts:
+`bullmq`, `rq`, `celery` and `streams` for each layout), so the release machine needs redis-py
+only. Verdicts:
 
 B6, per queue, over `interval_s` with `samples` snapshots (Redis server clock):
 - failed: a job the library itself would call stalled/abandoned (BullMQ active without lock or
@@ -23,8 +24,8 @@ password. `interval_s` is the whole span; snapshots are spread evenly across it.
 
 from __future__ import annotations
 
-from .queues_dlq import check_dlq, dlq_depth
-from .queues_model import (
+from .dlq import check_dlq, dlq_depth
+from .model import (
     DeadLetters,
     JobInfo,
     JobState,
@@ -33,8 +34,8 @@ from .queues_model import (
     QueueStats,
     QueueUnreachable,
 )
-from .queues_processing import check_queues_processing, judge_queue, wait_for_job
-from .queues_registry import inspector_kinds, make_inspector, register_inspector
+from .processing import check_queues_processing, judge_queue, wait_for_job
+from .registry import inspector_kinds, make_inspector, register_inspector
 
 __all__ = [
     "DeadLetters",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .queues_model import (
+from .model import (
     SAMPLE,
     DeadLetters,
     JobInfo,

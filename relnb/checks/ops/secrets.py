@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..redact import Secret, scrub
-from ..results import Outcome
+from ...redact import Secret, scrub
+from ...results import Outcome
 
 KINDS = ("postgres", "redis", "s3", "oidc", "plain")
 SOURCES = ("env", "dotenv", "ssm", "secretsmanager")

@@ -16,14 +16,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..actions.command import kill_group
-from ..redact import scrub
-from ..results import Outcome, last_line
+from ...actions.command import kill_group
+from ...redact import scrub
+from ...results import Outcome, last_line
 
 if TYPE_CHECKING:
     import httpx
 
-    from ..redact import Secret
+    from ...redact import Secret
 
 DEFAULT_API_URL = "https://api.github.com"
 # Conclusions GitHub itself treats as satisfying a required check.

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..redact import scrub
-from ..results import Outcome
+from ...redact import scrub
+from ...results import Outcome
 
 if TYPE_CHECKING:
     import httpx
 
-    from ..redact import Secret
+    from ...redact import Secret
 
 _REJECT_MARKERS = (
     "invalid parameter: redirect_uri",

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from ..redact import Secret, scrub
-from ..results import Outcome
+from ...redact import Secret, scrub
+from ...results import Outcome
 
 if TYPE_CHECKING:
     import httpx
@@ -595,7 +595,7 @@ def run_smoke_script(
     on_line: Callable[[str], None] | None = None,
 ) -> Outcome:
     """B5/D6 scripted smoke: `BASE_URL=… OWNER_TOKEN=… script`; output scrubbed, exit code decides."""
-    from ..actions.command import run_command
+    from ...actions.command import run_command
 
     path = Path(script)
     resolved = path if path.is_absolute() or cwd is None else Path(cwd) / path

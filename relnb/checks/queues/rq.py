@@ -18,8 +18,8 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
-from ..results import last_line
-from .queues_model import (
+from ...results import last_line
+from .model import (
     SAMPLE,
     DeadLetters,
     JobInfo,

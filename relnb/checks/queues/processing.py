@@ -1,6 +1,6 @@
 """B6 (are queues processing, is anything stuck?) and D5's follow-up of one job.
 
-Verdict rules are in `relnb.checks.queues`' docstring; `judge_queue` is where they live.
+Verdict rules are in `relnb.checks.queues.verdicts`' docstring; `judge_queue` is where they live.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import UsageError
-from ..results import Outcome, Status
-from .queues_model import (
+from ...errors import UsageError
+from ...results import Outcome, Status
+from .model import (
     JobInfo,
     JobState,
     QueueSnapshot,
@@ -21,7 +21,7 @@ from .queues_model import (
     describe_redis_url,
     redis_errors,
 )
-from .queues_registry import combine, fmt_s, make_inspector, queue_names, redis_problem
+from .registry import combine, fmt_s, make_inspector, queue_names, redis_problem
 
 
 def judge_queue(

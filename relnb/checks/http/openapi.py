@@ -16,8 +16,8 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..redact import scrub
-from ..results import Outcome
+from ...redact import scrub
+from ...results import Outcome
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 # Frameworks answer these on their own for every route; they are not documented operations.

@@ -7,9 +7,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import UsageError
-from ..results import Outcome, Status
-from .queues_model import (
+from ...errors import UsageError
+from ...results import Outcome, Status
+from .model import (
     DeadLetters,
     QueueUnreachable,
     clean_error,
@@ -17,7 +17,7 @@ from .queues_model import (
     describe_redis_url,
     redis_errors,
 )
-from .queues_registry import combine, fmt_s, make_inspector, queue_names, redis_problem
+from .registry import combine, fmt_s, make_inspector, queue_names, redis_problem
 
 
 def check_dlq(

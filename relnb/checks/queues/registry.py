@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..errors import UsageError
-from ..results import Outcome, Status
-from .queues_bullmq import BullMQInspector
-from .queues_celery import CeleryInspector
-from .queues_model import QueueInspector, clean_error
-from .queues_rq import RQInspector
-from .queues_streams import StreamsInspector
+from ...errors import UsageError
+from ...results import Outcome, Status
+from .bullmq import BullMQInspector
+from .celery import CeleryInspector
+from .model import QueueInspector, clean_error
+from .rq import RQInspector
+from .streams import StreamsInspector
 
 InspectorFactory = Callable[..., QueueInspector]
 _INSPECTORS: dict[str, InspectorFactory] = {}

@@ -13,13 +13,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..redact import scrub
-from ..results import Outcome
+from ...redact import scrub
+from ...results import Outcome
 
 if TYPE_CHECKING:
     import httpx
 
-    from ..redact import Secret
+    from ...redact import Secret
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -102,7 +102,7 @@ class _Registry:
             return None, "token endpoint answered malformed JSON"
         if not tok:
             return None, "token endpoint answer has no token"
-        from ..redact import register
+        from ...redact import register
 
         register(str(tok), "registry-token")  # never let a registry token reach evidence
         self.tokens[key] = str(tok)

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..redact import scrub
+from ...redact import scrub
 
 # How a tool hands a migration file to PostgreSQL.
 TOOL_MODES = {

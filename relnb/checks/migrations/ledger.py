@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..redact import scrub
-from ..results import Outcome
+from ...redact import scrub
+from ...results import Outcome
 
 if TYPE_CHECKING:
     import psycopg

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..redact import Secret, scrub
-from ..results import Outcome
+from ...redact import Secret, scrub
+from ...results import Outcome
 
 
 def _get(client: Any, url: str) -> tuple[Any, str | None]:

@@ -20,9 +20,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..results import last_line
-from .queues_dlq_keys import read_dead_letter_keys
-from .queues_model import (
+from ...results import last_line
+from .dlq_keys import read_dead_letter_keys
+from .model import (
     DeadLetters,
     JobInfo,
     JobState,

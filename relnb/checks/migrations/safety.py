@@ -17,8 +17,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..redact import scrub
-from ..results import Outcome
+from ...redact import scrub
+from ...results import Outcome
+from .included import GitError, Migration, discover_migrations, new_migrations_since
 from .ledger import LedgerMissing, display_url, read_ledger, readonly_connect, session_proof
 from .locktrace import (
     LOCK_TITLES,
@@ -30,7 +31,6 @@ from .locktrace import (
     shadow_database,
     trace_statements,
 )
-from .migrations import GitError, Migration, discover_migrations, new_migrations_since
 from .sqlrisk import (
     Finding,
     SqlParseError,

@@ -1,7 +1,7 @@
 """Migrations in a release: which exist, and which are new since the previous tag (A3).
 
 The other questions about the same files live beside it: is it safe to run (C3,
-migration_safety.py), can it be undone (E2/E3, reversibility.py).
+safety.py), can it be undone (E2/E3, reversibility.py).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..redact import scrub
-from ..results import Outcome
+from ...redact import scrub
+from ...results import Outcome
 
 # --------------------------------------------------------------------------- discovery
 

@@ -11,7 +11,7 @@ production, so "held after the statement" is the lock a reader or writer would q
 Statements that cannot run inside a transaction block (CREATE INDEX CONCURRENTLY, ...) are
 not executed in the trace; they are flagged, and the migration is then applied for real the
 way the tool applies it (Prisma: one simple-query message), which proves whether the tool can
-run it at all. The shadow holds no data: sizes come from production statistics (migrations.py).
+run it at all. The shadow holds no data: sizes come from production statistics (safety.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..redact import scrub
+from ...redact import scrub
 from .sqlrisk import (
     TOOL_MODES,
     Statement,

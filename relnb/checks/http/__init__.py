@@ -1,0 +1,1 @@
+"""Does the running service answer the way this release promises, as its clients will call it?"""
