@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from typing import Any
 
+from . import git
 from .errors import UsageError
 
 _FORM = re.compile(r"^\s*(?P<name>[^<>]+?)\s*(?:<(?P<email>[^<>@\s]+@[^<>\s]+)>)?\s*$")
@@ -49,23 +49,13 @@ class Identity:
         return f"{self.name} <{self.email}>" if self.email else self.name
 
 
-def _git_config(key: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "config", "--get", key], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
-
-
 def whoami() -> Identity:
     """The person running relnb: $RELNB_USER, else git's user.name/user.email, else the OS user."""
     env = os.environ.get("RELNB_USER")
     if env:
         return Identity.parse(env)
-    name = _git_config("user.name")
-    email = _git_config("user.email")
+    name = git.output(os.curdir, "config", "--get", "user.name", timeout=5)
+    email = git.output(os.curdir, "config", "--get", "user.email", timeout=5)
     if name:
         return Identity(name, email)
     import getpass

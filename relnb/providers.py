@@ -7,39 +7,28 @@ relnb/actions; when the configuration needed is missing the gate is inconclusive
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
+from . import git
 from .checklist import GateContext, command_action, not_configured
 from .config import parse_duration
 from .redact import scrub
 from .results import Outcome, Status
 
 
-def _git(ctx: GateContext, *args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=ctx.repo(), capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
-
-
 def release_sha(ctx: GateContext) -> str | None:
     """The SHA being released: recorded when the release was created, else the repository's HEAD."""
-    return ctx.release.info.get("git_sha") or _git(ctx, "rev-parse", "HEAD")
+    return ctx.release.info.get("git_sha") or git.output(ctx.repo(), "rev-parse", "HEAD")
 
 
 def previous_tag(ctx: GateContext) -> str | None:
     project = ctx.config.project
     if project["previous_tag"]:
         return project["previous_tag"]
-    sha = release_sha(ctx) or "HEAD"
     prefix = project["tag_prefix"]
     own = f"{prefix}{ctx.release.info.get('version')}"
-    tags = (_git(ctx, "tag", "--merged", sha, "--sort=-creatordate", "--list", f"{prefix}*") or "").split()
-    tags = [t for t in tags if t != own]
-    return tags[0] if tags else None
+    return git.newest_tag(ctx.repo(), release_sha(ctx) or "HEAD", prefix, exclude=own)
 
 
 def ci_checks(ctx: GateContext) -> Outcome:
@@ -89,7 +78,7 @@ def staging_runs_main(ctx: GateContext) -> Outcome:
     from .checks.http.version import check_version
 
     env = ctx.env("staging")
-    main = _git(ctx, "rev-parse", ctx.config.project["main_branch"])
+    main = git.output(ctx.repo(), "rev-parse", ctx.config.project["main_branch"])
     if not main:
         return Outcome.inconclusive(f"cannot resolve branch {ctx.config.project['main_branch']!r} in {ctx.repo()}")
     return check_version(
@@ -482,10 +471,7 @@ def git_tag(ctx: GateContext) -> Outcome:
     if not sha:
         return Outcome.failed("no deployed SHA in the journal and no git SHA at release creation")
 
-    def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=30, check=False)
-
-    existing = git("rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}")
+    existing = git.run(repo, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}")
     if existing.returncode == 0:
         at = existing.stdout.strip()
         if at == sha:
@@ -499,7 +485,7 @@ def git_tag(ctx: GateContext) -> Outcome:
     message = f"Release {version}\n\nrelnb release {ctx.release.id}: " + ", ".join(
         f"{n} {s}" for s, n in sorted(counts.items())
     )
-    made = git("tag", "-a", tag, sha, "-m", message)
+    made = git.run(repo, "tag", "-a", tag, sha, "-m", message)
     if made.returncode != 0:
         return Outcome.failed(f"git tag failed: {scrub(made.stderr.strip())[:200]}", tag=tag, sha=sha)
     return Outcome.passed(f"created annotated tag {tag} at {sha[:12]}", tag=tag, sha=sha, created=True)
@@ -570,7 +556,7 @@ def rollback_steps(ctx: GateContext) -> list[tuple[str, Callable[[], Outcome]]]:
 
     env = ctx.env("production")
     tag = previous_tag(ctx)
-    prev_sha = _git(ctx, "rev-parse", f"{tag}^{{commit}}") if tag else None
+    prev_sha = git.output(ctx.repo(), "rev-parse", f"{tag}^{{commit}}") if tag else None
     prev_version = tag[len(ctx.config.project["tag_prefix"]):] if tag else ""
 
     def redeploy() -> Outcome:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import git
 from .config import Config, load_config
 from .errors import ActionRefused, PromotionRefused, ReleaseNotFound, RelnbError, UsageError
 from .gates import GATE_IDS, GUARDED_SECTION, SECTIONS, Kind, get_gate
@@ -138,14 +138,6 @@ def release_dir(root: Path, release_id: str, config: Config | None = None) -> Pa
     return base / release_id
 
 
-def _git(args: list[str], cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 class Release:
     """One release's journal and the operations the checklist needs."""
 
@@ -190,8 +182,8 @@ class Release:
                 "release_id": rid,
                 "version": str(version),
                 "environment": environment,
-                "git_sha": _git(["rev-parse", "HEAD"], repo),
-                "git_branch": _git(["rev-parse", "--abbrev-ref", "HEAD"], repo),
+                "git_sha": git.output(repo, "rev-parse", "HEAD"),
+                "git_branch": git.output(repo, "rev-parse", "--abbrev-ref", "HEAD"),
                 "author": who.to_dict(),
                 "notebook": notebook,
                 "template_sha256": template_sha256,

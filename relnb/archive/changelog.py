@@ -10,7 +10,6 @@ same version, so running F3 twice changes nothing the second time.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -88,13 +87,10 @@ def parse_commit(sha: str, subject: str, body: str = "", committed_at: str | Non
 def commits_between(repo: Path, since: str | None, until: str = "HEAD") -> list[Commit]:
     """Commits in `since..until` (all of `until`'s history when there is no previous tag), oldest first."""
     rng = f"{since}..{until}" if since else until
-    out = subprocess.run(
-        ["git", "log", "--reverse", "--no-merges", "--format=%H%x1f%s%x1f%b%x1f%cI%x1e", rng],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    from .. import git
+
+    out = git.run(
+        repo, "log", "--reverse", "--no-merges", "--format=%H%x1f%s%x1f%b%x1f%cI%x1e", rng, timeout=60
     )
     if out.returncode != 0:
         raise ValueError(f"git log {rng} failed in {repo}: {scrub(out.stderr.strip())[:200]}")
@@ -291,16 +287,12 @@ def section_evidence(inputs: ChangelogInputs, section: str) -> dict[str, Any]:
 
 def find_previous_tag(repo: Path, project: dict[str, Any], version: str, sha: str) -> str | None:
     """project.previous_tag, else the newest tag with tag_prefix reachable from `sha` (not ours)."""
-    from ..release import _git
+    from .. import git
 
     if project.get("previous_tag"):
         return project["previous_tag"]
     prefix = project.get("tag_prefix") or ""
-    listed = (
-        _git(["tag", "--merged", sha, "--sort=-creatordate", "--list", f"{prefix}*"], repo) or ""
-    )
-    tags = [t for t in listed.split() if t != f"{prefix}{version}"]
-    return tags[0] if tags else None
+    return git.newest_tag(repo, sha, prefix, exclude=f"{prefix}{version}")
 
 
 def f3_changelog(ctx: GateContext) -> Outcome:

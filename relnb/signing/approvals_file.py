@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import git
 from ..errors import UsageError
 from ..redact import scrub
 from .keys import (
@@ -305,7 +305,7 @@ def presign(
         raise UsageError(
             "a promotion approval is for gate D", fix="relnb sign <release> D --kind promote"
         )
-    sha = sha or (created or {}).get("git_sha") or _git_head(repo)
+    sha = sha or (created or {}).get("git_sha") or git.output(repo, "rev-parse", "HEAD")
     if not sha:
         raise UsageError("cannot tell the release SHA", fix="pass --sha")
     allowed_text = allowed_signers_at(repo, sha, settings.allowed_signers)
@@ -392,18 +392,3 @@ def cmd_sign(args: argparse.Namespace) -> int:
         )
     )
     return EXIT_OK
-
-
-def _git_head(repo: Path) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import git
 from ..errors import RelnbError
 from .statement import NAMESPACE, statement_bytes
 
@@ -131,21 +132,6 @@ def _err(proc: subprocess.CompletedProcess[bytes]) -> str:
 # -- keys ------------------------------------------------------------------------------------------
 
 
-def _git_config(key: str, cwd: Path | None) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "config", "--get", key],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
-
-
 def resolve_key(
     explicit: str | os.PathLike[str] | None = None,
     configured: str | None = None,
@@ -156,8 +142,8 @@ def resolve_key(
     for candidate in (explicit, os.environ.get(ENV_KEY), configured):
         if candidate:
             return str(candidate)
-    if (_git_config("gpg.format", repo) or "").lower() == "ssh":
-        return _git_config("user.signingkey", repo)
+    if (git.output(repo or os.curdir, "config", "--get", "gpg.format", timeout=5) or "").lower() == "ssh":
+        return git.output(repo or os.curdir, "config", "--get", "user.signingkey", timeout=5)
     return None
 
 
@@ -343,21 +329,12 @@ def allowed_signers_at(repo: str | os.PathLike[str], sha: str, path: str) -> str
     if not sha:
         raise SigningError("the release has no git SHA, so its allowed signers cannot be pinned")
     rel = path[2:] if path.startswith("./") else path
-    try:
-        proc = subprocess.run(
-            ["git", "show", f"{sha}:{rel}"], cwd=repo, capture_output=True, timeout=15, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SigningError(f"cannot run git in {repo}: {exc}") from None
+    proc = git.run(repo, "show", f"{sha}:{rel}", timeout=15)
     if proc.returncode == 0:
-        return proc.stdout.decode("utf-8", errors="replace")
-    exists = subprocess.run(
-        ["git", "cat-file", "-e", f"{sha}^{{commit}}"],
-        cwd=repo,
-        capture_output=True,
-        timeout=15,
-        check=False,
-    )
+        return proc.stdout
+    if proc.returncode == 124:  # git itself could not run or answer
+        raise SigningError(f"cannot run git in {repo}: {proc.stderr}")
+    exists = git.run(repo, "cat-file", "-e", f"{sha}^{{commit}}", timeout=15)
     if exists.returncode != 0:
         raise SigningError(
             f"commit {sha[:12]} is not in the repository at {repo}", fix="fetch it (git fetch)"

@@ -12,10 +12,10 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ... import git
 from ...redact import scrub
 from ...results import Outcome
 
@@ -23,20 +23,6 @@ HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "tra
 # Frameworks answer these on their own for every route; they are not documented operations.
 _AUTO_METHODS = {"HEAD", "OPTIONS"}
 _MAX_DEPTH = 12
-
-
-def _git(repo: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            ["git", *args],
-            cwd=str(repo),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except (subprocess.TimeoutExpired, OSError) as exc:
-        return subprocess.CompletedProcess(["git", *args], 124, "", str(exc))
 
 
 def load_spec(text: str, where: str = "spec") -> dict[str, Any]:
@@ -55,7 +41,7 @@ def load_spec(text: str, where: str = "spec") -> dict[str, Any]:
 
 def spec_at(repo: str, rev: str, path: str) -> dict[str, Any] | None:
     """The spec at `rev:path`, None when the file does not exist there. Raises ValueError if unparseable."""
-    shown = _git(repo, "show", f"{rev}:{path}")
+    shown = git.run(repo, "show", f"{rev}:{path}")
     if shown.returncode != 0:
         return None
     return load_spec(shown.stdout, f"{path} at {rev}")
@@ -315,7 +301,7 @@ def check_endpoints_documented(
         "previous_tag": previous_tag,
         "spec_path": spec_path,
     }
-    resolved = _git(repo, "rev-parse", "--verify", "--quiet", f"{head}^{{commit}}")
+    resolved = git.run(repo, "rev-parse", "--verify", "--quiet", f"{head}^{{commit}}")
     if resolved.returncode != 0:
         return Outcome.inconclusive(f"{head!r} is not a commit in {repo}", **ev)
     ev["head_sha"] = resolved.stdout.strip()
@@ -332,7 +318,7 @@ def check_endpoints_documented(
     old_spec: dict[str, Any] | None = None
     if previous_tag:
         if (
-            _git(repo, "rev-parse", "--verify", "--quiet", f"{previous_tag}^{{commit}}").returncode
+            git.run(repo, "rev-parse", "--verify", "--quiet", f"{previous_tag}^{{commit}}").returncode
             != 0
         ):
             return Outcome.inconclusive(

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ... import git
 from ...redact import scrub
 from ...results import Outcome
 
@@ -84,15 +84,6 @@ def discover_migrations(migrations_dir: str | Path, layout: str = "prisma") -> l
 # --------------------------------------------------------------------------- git (A3)
 
 
-def _git(repo: str | os.PathLike[str], *args: str) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=str(repo), capture_output=True, text=True, timeout=30, check=False
-        )
-    except (subprocess.TimeoutExpired, OSError) as exc:
-        return subprocess.CompletedProcess(["git", *args], 124, "", str(exc))
-
-
 class GitError(RuntimeError):
     """git could not answer (not a repository, unknown revision): the gate says so, not passed."""
 
@@ -101,9 +92,9 @@ def _diff(
     repo: str | os.PathLike[str], tag: str, head: str, paths: Sequence[str], filt: str
 ) -> list[str]:
     for ref in (tag, head):
-        if _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").returncode != 0:
+        if git.run(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").returncode != 0:
             raise GitError(f"{ref!r} is not a commit in {repo}")
-    got = _git(repo, "diff", "--name-only", f"--diff-filter={filt}", f"{tag}", head, "--", *paths)
+    got = git.run(repo, "diff", "--name-only", f"--diff-filter={filt}", f"{tag}", head, "--", *paths)
     if got.returncode != 0:
         raise GitError(scrub(got.stderr.strip()[:300]))
     return [line for line in got.stdout.splitlines() if line.strip()]

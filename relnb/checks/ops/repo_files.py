@@ -9,41 +9,25 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ... import git
 from ...redact import scrub
 from ...results import Outcome
 
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
 
 
-def _git(
-    repo: str | os.PathLike[str], *args: str, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            ["git", *args],
-            cwd=str(repo),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except (subprocess.TimeoutExpired, OSError) as exc:
-        return subprocess.CompletedProcess(["git", *args], 124, "", str(exc))
-
-
 def _commit(repo: str | os.PathLike[str], sha: str) -> str | None:
-    got = _git(repo, "rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}")
+    got = git.run(repo, "rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}")
     return got.stdout.strip() if got.returncode == 0 else None
 
 
 def web_url(repo: str | os.PathLike[str]) -> str | None:
     """Browser URL of the `origin` remote when it is a GitHub/GitLab-style host, else None."""
-    got = _git(repo, "remote", "get-url", "origin")
+    got = git.run(repo, "remote", "get-url", "origin")
     if got.returncode != 0:
         return None
     url = got.stdout.strip()
@@ -59,9 +43,9 @@ def web_url(repo: str | os.PathLike[str]) -> str | None:
 def _file_at(repo: str | os.PathLike[str], sha: str, path: str) -> dict[str, Any]:
     """Existence, type, mode and size of `sha:path` (from `git ls-tree`)."""
     path = path.lstrip("/")
-    if _git(repo, "cat-file", "-e", f"{sha}:{path}").returncode != 0:
+    if git.run(repo, "cat-file", "-e", f"{sha}:{path}").returncode != 0:
         return {"path": path, "exists": False}
-    tree = _git(repo, "ls-tree", "-l", sha, "--", path).stdout.strip()
+    tree = git.run(repo, "ls-tree", "-l", sha, "--", path).stdout.strip()
     # "<mode> <type> <object> <size>\t<path>"
     info: dict[str, Any] = {"path": path, "exists": True}
     if tree:
@@ -174,7 +158,7 @@ def check_deploy_artifacts(
     templates: dict[str, dict[str, Any]] = {}
     missing_keys: dict[str, list[str]] = {}
     for tpl in env_templates:
-        shown = _git(repo, "show", f"{full}:{tpl.lstrip('/')}")
+        shown = git.run(repo, "show", f"{full}:{tpl.lstrip('/')}")
         if shown.returncode != 0:
             continue
         keys = env_template_keys(shown.stdout)
