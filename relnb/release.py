@@ -19,8 +19,9 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from . import git
 from .config import Config, load_config
@@ -47,6 +48,13 @@ ROLLBACK_ON_FAILURE = "ROLLBACK-ON-FAILURE"
 ENV_ROOT = "RELNB_ROOT"
 
 
+class RecordedOutcomes(Protocol):
+    """Answers a step from a record instead of running it: the double `relnb replay` injects
+    (relnb.archive.replay), so a replayed notebook touches no system and signs nothing."""
+
+    def outcome(self, gate_id: str) -> Outcome: ...
+
+
 @dataclass
 class RunContext:
     """What the operator allowed for this run, from the CLI (headless) or nothing (interactive)."""
@@ -58,10 +66,19 @@ class RunContext:
     headless: bool = False
     # Pre-signed approvals (`relnb sign`): each decision of the run picks up the one made for it.
     presigned: list[dict[str, Any]] = field(default_factory=list)
+    # Set for a whole process by `use_recorded` (relnb replay's child): every Release opened
+    # there answers its steps from the record.
+    recorded: RecordedOutcomes | None = None
+    process_recorded: ClassVar[RecordedOutcomes | None] = None
+
+    @classmethod
+    def use_recorded(cls, recorded: RecordedOutcomes | None) -> None:
+        """Make every context created from now on in this process answer from `recorded`."""
+        cls.process_recorded = recorded
 
     @classmethod
     def from_env(cls) -> RunContext:
-        ctx = cls(headless=os.environ.get(ENV_HEADLESS) == "1")
+        ctx = cls(headless=os.environ.get(ENV_HEADLESS) == "1", recorded=cls.process_recorded)
         ctx.confirm = {c.strip().upper() for c in os.environ.get(ENV_CONFIRM, "").split(",") if c.strip()}
         ctx.rerun = {c.strip().upper() for c in os.environ.get(ENV_RERUN, "").split(",") if c.strip()}
         skips = os.environ.get(ENV_SKIPS)
@@ -273,10 +290,9 @@ class Release:
                 payload.update(by=grant.identity, **grant.payload())
         payload.update(extra or {})
         self.journal.append(f"{event}-started", payload)
-        if os.environ.get("RELNB_REPLAY"):  # `relnb replay`: answer from the archive, touch nothing
-            from .archive.replay import recorded_step
-
-            fn = recorded_step(gate_id, fn)
+        recorded = self.context.recorded
+        if recorded is not None:  # `relnb replay`: answer from the archive, touch nothing
+            fn = partial(recorded.outcome, gate_id)
         t0 = time.monotonic()
         try:
             outcome = fn()
@@ -348,7 +364,7 @@ class Release:
         Runs the policy (roles, four-eyes) first: a violation is journaled and raised. Returns
         None in unsigned mode; the caller then records the approval as unsigned.
         """
-        if os.environ.get("RELNB_REPLAY"):
+        if self.context.recorded is not None:
             # `relnb replay` re-enacts recorded decisions in a scratch journal it throws away;
             # the archived approvals themselves are what `relnb verify` checks.
             return None
@@ -517,7 +533,7 @@ class Release:
                     return refused
             return self.request_sign_off(spec.id, evidence=step)
         return self.action(
-            spec.id, step, confirmed=_confirmation(confirmed, spec.id, self), force=force, reason=reason, resume=resume
+            spec.id, step, confirmed=confirmation(confirmed, spec.id, self), force=force, reason=reason, resume=resume
         )
 
     def rollback(self, *, confirmed: Any = False) -> StatusTable:
@@ -533,7 +549,7 @@ class Release:
             steps = rollback_steps(GateContext(self, "E3"))
         except RelnbError as exc:
             return StatusTable(self.id, (GateResult("E3", Status.FAILED, f"rollback cannot start: {exc}", {}, title=title),), {"E": "Rollback"})
-        go = _confirmation(confirmed, "E3", self) or self.context.confirmed("ROLLBACK")
+        go = confirmation(confirmed, "E3", self) or self.context.confirmed("ROLLBACK")
         if not go and ROLLBACK_ON_FAILURE in self.context.confirm:
             hurt = self.production_failures()
             go = bool(hurt)
@@ -823,7 +839,7 @@ class Release:
         return self.status()._repr_html_()
 
 
-def _confirmation(control: Any, gate_id: str, release: Release) -> bool:
+def confirmation(control: Any, gate_id: str, release: Release) -> bool:
     """A button's value in marimo; in Jupyter an explicit typed `yes`; otherwise a bool."""
     if isinstance(control, bool) or control is None:
         return bool(control)

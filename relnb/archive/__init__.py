@@ -16,7 +16,7 @@ from .incidents import (
 )
 from .index import read_index, rebuild_index
 from .record import ArchiveView, Chart
-from .replay import ReplayReport, recorded_step, replay_archive
+from .replay import ArchivedOutcomes, ReplayReport, replay_archive
 from .seal import AlreadySealed, ArchiveBlocked, ArchiveResult, archive, archive_release, scan_text
 from .verify import ArchiveReport, Problem, verify_all, verify_release_dir
 
@@ -26,6 +26,7 @@ __all__ = [
     "ArchiveReport",
     "ArchiveResult",
     "ArchiveView",
+    "ArchivedOutcomes",
     "Chart",
     "IncidentList",
     "Problem",
@@ -39,7 +40,6 @@ __all__ = [
     "insert_section",
     "read_index",
     "rebuild_index",
-    "recorded_step",
     "render_section",
     "replay_archive",
     "scan_text",

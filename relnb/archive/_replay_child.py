@@ -12,6 +12,7 @@ def main(notebook: str) -> int:
 
     from .replay import (
         ENV_REPLAY,
+        ArchivedOutcomes,
         inputs_from_events,
         install_network_guard,
         install_replay_providers,
@@ -23,6 +24,9 @@ def main(notebook: str) -> int:
         [e for e in read_events(os.environ[ENV_REPLAY]) if e.type != "sealed"]
     )
     install_replay_providers(inputs)
+    from relnb.release import RunContext
+
+    RunContext.use_recorded(ArchivedOutcomes(inputs))
     from relnb.config import load_config
     from relnb.journal import JournalWriter
     from relnb.release import find_root, release_dir

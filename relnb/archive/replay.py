@@ -4,7 +4,7 @@ The archived notebook source (never the current template) runs headlessly in a c
 against a scratch copy of the release: a new journal in a temporary project whose first event is
 the archived `release-created`. Inside the child (`relnb.archive._replay_child`):
 - every gate's provider is replaced by one that answers the gate's last recorded outcome, and
-  with the optional hook in `Release._execute` (see `recorded_step`) explicit check functions are
+  through the RunContext double (`ArchivedOutcomes`) explicit check functions and actions are
   answered the same way, so no check or action touches a system;
 - the human inputs come from the archive: sign-offs (who, note), confirmations (every action
   that started), skips, and waivers (re-applied right after the gate they waive fails again);
@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,24 +111,15 @@ def recorded_outcome(outcomes: dict[str, dict[str, Any]], gate_id: str) -> Outco
     return Outcome(Status(rec["status"]), rec.get("summary", ""), dict(rec.get("evidence") or {}))
 
 
-_LOADED: dict[str, ReplayInputs] = {}
+@dataclass(frozen=True)
+class ArchivedOutcomes:
+    """The double the replay child gives every Release (`RunContext.use_recorded`): each step
+    answers the gate's last recorded outcome, so explicit check functions and actions never run."""
 
+    inputs: ReplayInputs
 
-def _active_inputs() -> ReplayInputs | None:
-    path = os.environ.get(ENV_REPLAY)
-    if not path:
-        return None
-    if path not in _LOADED:
-        _LOADED[path] = inputs_from_events(read_events(path))
-    return _LOADED[path]
-
-
-def recorded_step(gate_id: str, fn: Callable[[], Outcome]) -> Callable[[], Outcome]:
-    """Hook for `Release._execute`: under $RELNB_REPLAY answer from the archive, never call `fn`."""
-    inputs = _active_inputs()
-    if inputs is None:
-        return fn
-    return lambda: recorded_outcome(inputs.outcomes, gate_id)
+    def outcome(self, gate_id: str) -> Outcome:
+        return recorded_outcome(self.inputs.outcomes, gate_id)
 
 
 def install_replay_providers(inputs: ReplayInputs) -> None:

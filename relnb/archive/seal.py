@@ -134,11 +134,11 @@ def _changelog_section(view: ArchiveView, config: Config) -> tuple[str | None, d
 
 def archive(release: Release, *, confirmed: Any = True) -> ArchiveResult | str:
     """The template's last cell: seal this release (needs the person's explicit go)."""
-    if os.environ.get("RELNB_REPLAY"):
+    if release.context.recorded is not None:
         return "replay: the archived run's archive cell is not executed again"
-    from ..release import _confirmation
+    from ..release import confirmation
 
-    go = _confirmation(confirmed, "F3", release)
+    go = confirmation(confirmed, "F3", release)
     if not go and not release.context.confirmed("F") and "ARCHIVE" not in release.context.confirm:
         return "archive: waiting for confirmation (click the button, or `relnb archive <id>`)"
     return archive_release(release.id, config=release.config)
