@@ -7,7 +7,7 @@ need them, so `import relnb` stays fast in CI and in notebooks.
 
 from . import redact, ui
 from ._version import __version__
-from .checklist import GateContext, register_check
+from .checklist import register_check
 from .config import Config, find_config, load_config, parse_duration
 from .errors import (
     ActionRefused,
@@ -22,6 +22,7 @@ from .errors import (
     SecretMissing,
     UsageError,
 )
+from .gatecontext import GateContext
 from .gates import GATE_IDS, GATES, SECTIONS, GateSpec, Kind, get_gate
 from .identity import Identity, whoami
 from .journal import Event, VerifyReport, verify_file

@@ -8,47 +8,9 @@ Providers import their integration lazily: the registry is core, the checks are 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from .config import parse_duration
-from .errors import RelnbError, UsageError
+from .gatecontext import GateContext, Provider
 from .gates import get_gate
 from .results import Outcome
-
-if TYPE_CHECKING:
-    from .release import Release
-
-Provider = Callable[["GateContext"], Outcome]
-
-
-@dataclass
-class GateContext:
-    release: Release
-    gate_id: str
-
-    @property
-    def config(self):
-        return self.release.config
-
-    @property
-    def environment(self) -> str | None:
-        return get_gate(self.gate_id).environment
-
-    def env(self, name: str | None = None) -> dict[str, Any]:
-        return self.config.env(name or self.environment or "production")
-
-    def repo(self) -> Path:
-        return self.config.repo_path()
-
-    def secret(self, env_var: str | None, key: str):
-        return self.config.secret(env_var, key=key)
-
-    def duration(self, value: str | float) -> float:
-        return parse_duration(value)
-
 
 _PROVIDERS: dict[str, Provider] = {}
 _MANUAL: set[str] = set()
@@ -82,15 +44,6 @@ def _manual(gate_id: str) -> Provider:
     return provider
 
 
-def not_configured(key: str, fix: str) -> Outcome:
-    """A check that has nothing to look at cannot pass: say which key to set."""
-    return Outcome.inconclusive(f"not configured: {key} — {fix}", missing_config=key)
-
-
-def config_error(exc: RelnbError) -> Outcome:
-    return Outcome.inconclusive(str(exc), config_error=str(exc))
-
-
 _loaded = False
 
 
@@ -105,30 +58,3 @@ def _load_builtin() -> None:
         _PROVIDERS.setdefault(gid, fn)
         if manual:
             _MANUAL.add(gid)
-
-
-def command_action(ctx: GateContext, name: str, *, env_name: str | None = None, extra_env: dict[str, str] | None = None) -> Outcome:
-    """Run `environments.<env>.commands.<name>` in the app repository."""
-    from .actions.command import run_command
-
-    env_name = env_name or ctx.environment or "production"
-    try:
-        env = ctx.env(env_name)
-    except RelnbError as exc:
-        return config_error(exc)
-    command = env["commands"].get(name)
-    if not command:
-        return Outcome.failed(
-            f"no {name} command configured: set environments.{env_name}.commands.{name} in relnb.toml",
-            missing_config=f"environments.{env_name}.commands.{name}",
-        )
-    timeout = parse_duration(env["commands"]["timeout"])
-    run_env = {"RELNB_ENVIRONMENT": env_name, "RELNB_RELEASE": ctx.release.id,
-               "RELNB_VERSION": str(ctx.release.info.get("version", ""))}
-    run_env.update(extra_env or {})
-    return run_command(command, cwd=ctx.repo(), env=run_env, timeout_s=timeout, what=f"{name} command")
-
-
-def require(cond: Any, key: str, fix: str) -> None:
-    if not cond:
-        raise UsageError(f"not configured: {key}", key=key, fix=fix)

@@ -28,7 +28,7 @@ from relnb import (
 )
 from relnb.archive.commands import add_list_args, add_verify_args
 from relnb.archive.commands import register as register_archive_commands
-from relnb.signing.approvals_file import add_sign_parser
+from relnb.signing.statement import PRESIGNABLE as PRESIGNABLE_KINDS
 
 EXIT_USAGE = 3
 
@@ -153,6 +153,85 @@ def cmd_demo(args: argparse.Namespace) -> int:
         workdir=args.workdir,
         install=not args.no_install,
     )
+
+
+# -- `relnb sign` ----------------------------------------------------------------------------------
+
+
+def add_sign_parser(subparsers: Any) -> argparse.ArgumentParser:
+    sp = subparsers.add_parser(
+        "sign",
+        help="sign an approval in advance for a headless run (writes a detached approvals file)",
+        description="Sign a sign-off, waiver, skip, forced re-run or production promotion for one release "
+        "with your SSH key; `relnb run --sign-offs FILE` consumes it.",
+    )
+    sp.add_argument("release", help="release id, e.g. 1.4.0")
+    sp.add_argument("gate", help="gate ID (A3 …), or D for a production promotion")
+    sp.add_argument("--kind", default="sign-off", choices=list(PRESIGNABLE_KINDS))
+    sp.add_argument(
+        "--note",
+        "--reason",
+        dest="text",
+        default="",
+        help="the sign-off note or the reason (signed verbatim)",
+    )
+    sp.add_argument(
+        "--sha",
+        help="release SHA (default: the release's recorded SHA, else the repository's HEAD)",
+    )
+    sp.add_argument(
+        "--key",
+        help="SSH private key, or a .pub held in ssh-agent (default: $RELNB_SIGNING_KEY, [signing] key, git user.signingkey)",
+    )
+    sp.add_argument(
+        "--principal", help="allowed_signers principal to sign as (when the key has several)"
+    )
+    sp.add_argument(
+        "--out",
+        "-o",
+        help="approvals file to create or add to (default: releases/<id>/approvals.json)",
+    )
+    sp.set_defaults(func=cmd_sign)
+    return sp
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from relnb.signing import SigningSettings
+    from relnb.signing.approvals_file import presign
+
+    config = (
+        load_config(args.config)
+        if getattr(args, "config", None)
+        else load_config(start=relnb.find_root())
+    )
+    settings = SigningSettings.from_mapping(config.data.get("signing"))
+    try:
+        created = read_state(args.release, config=config).created
+    except UsageError:
+        created = {}
+    out = Path(args.out) if args.out else config.releases_dir() / args.release / "approvals.json"
+    approval = presign(
+        args.release,
+        args.gate,
+        kind=args.kind,
+        text=args.text,
+        repo=config.repo_path(),
+        settings=settings,
+        out=out,
+        sha=args.sha,
+        key=args.key,
+        principal=args.principal,
+        created=created,
+        project_release_lead=config.project.get("release_lead"),
+    )
+    st = approval.statement
+    print(
+        scrub(
+            f"signed {st['kind']} of {st['gate']} for release {args.release} at {str(st['release_sha'])[:12]} "
+            f"as {approval.principal} ({approval.fingerprint}) into {out}"
+        )
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from . import git
-from .checklist import GateContext, command_action, not_configured
 from .config import parse_duration
+from .gatecontext import GateContext, command_action, not_configured
 from .redact import scrub
 from .results import Outcome, Status
 

@@ -472,7 +472,8 @@ class Release:
         Sign-off gates (and checks not automated yet) gather evidence and wait for a person;
         automatic gates decide by themselves.
         """
-        from .checklist import GateContext, provider_for
+        from .checklist import provider_for
+        from .gatecontext import GateContext
 
         spec = get_gate(gate_id)
         if spec.kind is Kind.ACTION:
@@ -497,7 +498,7 @@ class Release:
 
     def monitor(self, window: str | None = None, interval: str | None = None, *, rerun: bool = False) -> GateResult:
         """D7, the monitoring window, with an optional shorter window/interval (journaled as such)."""
-        from .checklist import GateContext
+        from .gatecontext import GateContext
         from .watch import monitor_production
 
         return self.check("D7", lambda: monitor_production(GateContext(self, "D7"), window, interval), rerun=rerun)
@@ -517,7 +518,8 @@ class Release:
 
         `skip` (a reason, or a submitted skip form) declares an optional gate not needed.
         """
-        from .checklist import GateContext, provider_for
+        from .checklist import provider_for
+        from .gatecontext import GateContext
 
         spec = get_gate(gate_id)
         reason_to_skip = getattr(skip, "value", skip) or self.context.skips.get(spec.id)
@@ -538,7 +540,7 @@ class Release:
 
     def rollback(self, *, confirmed: Any = False) -> StatusTable:
         """Run the prepared rollback (E2/E3 plan) as named, journaled, run-once actions."""
-        from .checklist import GateContext
+        from .gatecontext import GateContext
         from .providers import rollback_steps
 
         title = get_gate("E3").title

@@ -15,7 +15,7 @@ from .config import parse_duration
 from .results import Outcome, Status
 
 if TYPE_CHECKING:
-    from .checklist import GateContext
+    from .gatecontext import GateContext
 
 ENV_WINDOW = "RELNB_WINDOW"
 
@@ -188,7 +188,7 @@ def figures(release: Any, gate_id: str) -> tuple[str, ...]:
     samples = [e.payload for e in release.journal.events if e.type == "sample" and e.payload.get("gate") == gate_id]
     if not samples:
         return ()
-    from .checklist import GateContext
+    from .gatecontext import GateContext
     from .metrics.charts import chart_html
 
     ctx = GateContext(release, gate_id)

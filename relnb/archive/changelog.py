@@ -20,7 +20,7 @@ from ..redact import scrub
 from ..results import Outcome
 
 if TYPE_CHECKING:
-    from ..checklist import GateContext
+    from ..gatecontext import GateContext
     from ..state import ReleaseState
     from .incidents import Incident
 

@@ -22,7 +22,7 @@ from ..identity import Identity
 from ..results import Outcome
 
 if TYPE_CHECKING:
-    from ..checklist import GateContext
+    from ..gatecontext import GateContext
     from ..journal import Event
     from ..release import Release
 

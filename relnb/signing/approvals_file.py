@@ -18,7 +18,6 @@ missing (gate and role) or invalid, so it can stop with the pending exit code.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -28,7 +27,6 @@ from typing import Any
 
 from .. import git
 from ..errors import UsageError
-from ..redact import scrub
 from .keys import (
     Approval,
     SigningError,
@@ -234,46 +232,6 @@ def _payload(st: Mapping[str, Any]) -> dict[str, Any]:
     return {"gate": gate, "reason": text}
 
 
-# -- `relnb sign` ----------------------------------------------------------------------------------
-
-
-def add_sign_parser(subparsers: Any) -> argparse.ArgumentParser:
-    sp = subparsers.add_parser(
-        "sign",
-        help="sign an approval in advance for a headless run (writes a detached approvals file)",
-        description="Sign a sign-off, waiver, skip, forced re-run or production promotion for one release "
-        "with your SSH key; `relnb run --sign-offs FILE` consumes it.",
-    )
-    sp.add_argument("release", help="release id, e.g. 1.4.0")
-    sp.add_argument("gate", help="gate ID (A3 …), or D for a production promotion")
-    sp.add_argument("--kind", default="sign-off", choices=list(PRESIGNABLE))
-    sp.add_argument(
-        "--note",
-        "--reason",
-        dest="text",
-        default="",
-        help="the sign-off note or the reason (signed verbatim)",
-    )
-    sp.add_argument(
-        "--sha",
-        help="release SHA (default: the release's recorded SHA, else the repository's HEAD)",
-    )
-    sp.add_argument(
-        "--key",
-        help="SSH private key, or a .pub held in ssh-agent (default: $RELNB_SIGNING_KEY, [signing] key, git user.signingkey)",
-    )
-    sp.add_argument(
-        "--principal", help="allowed_signers principal to sign as (when the key has several)"
-    )
-    sp.add_argument(
-        "--out",
-        "-o",
-        help="approvals file to create or add to (default: releases/<id>/approvals.json)",
-    )
-    sp.set_defaults(func=cmd_sign)
-    return sp
-
-
 def presign(
     release_id: str,
     gate: str,
@@ -352,43 +310,3 @@ def presign(
     out.parent.mkdir(parents=True, exist_ok=True)
     write_approvals(out, file)
     return approval
-
-
-def cmd_sign(args: argparse.Namespace) -> int:
-    from ..config import load_config
-    from ..release import find_root, read_state
-    from .approve import SigningSettings
-
-    config = (
-        load_config(args.config)
-        if getattr(args, "config", None)
-        else load_config(start=find_root())
-    )
-    settings = SigningSettings.from_mapping(config.data.get("signing"))
-    try:
-        created = read_state(args.release, config=config).created
-    except UsageError:
-        created = {}
-    out = Path(args.out) if args.out else config.releases_dir() / args.release / "approvals.json"
-    approval = presign(
-        args.release,
-        args.gate,
-        kind=args.kind,
-        text=args.text,
-        repo=config.repo_path(),
-        settings=settings,
-        out=out,
-        sha=args.sha,
-        key=args.key,
-        principal=args.principal,
-        created=created,
-        project_release_lead=config.project.get("release_lead"),
-    )
-    st = approval.statement
-    print(
-        scrub(
-            f"signed {st['kind']} of {st['gate']} for release {args.release} at {str(st['release_sha'])[:12]} "
-            f"as {approval.principal} ({approval.fingerprint}) into {out}"
-        )
-    )
-    return EXIT_OK

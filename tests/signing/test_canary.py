@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from relnb.cli import add_sign_parser
 from relnb.journal import read_events
 from relnb.signing import SigningError, SigningRefused, verify_release_signatures
-from relnb.signing.approvals_file import add_sign_parser
 from relnb.signing.keys import sign_statement
 from relnb.signing.statement import make_statement
 

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
+from relnb.cli import add_sign_parser
 from relnb.journal import read_events
 from relnb.signing import SigningRefused, approve, verify_release_signatures
 from relnb.signing.approvals_file import (
     EXIT_OK,
     EXIT_PENDING,
-    add_sign_parser,
     preflight,
     presign,
     read_approvals,
