@@ -440,7 +440,7 @@ class WindowVerdict:
             "errors": [{"error": e, "count": n} for e, n in list(self.errors.items())[:10]],
             **dict(extra or {}),
         }
-        window = f"{_dur(elapsed)} of {_dur(self.duration_s)}"
+        window = f"{format_duration(elapsed)} of {format_duration(self.duration_s)}"
         latest = _latest_text(self.rules, metrics)
         if interrupted:
             return Outcome(
@@ -471,10 +471,10 @@ class WindowVerdict:
             )
         transient = len(self.breaches)
         note = f"; {transient} transient breach(es) within failure limits" if transient else ""
-        return Outcome.passed(f"window {_dur(self.duration_s)} clean: {latest}{note}", **evidence)
+        return Outcome.passed(f"window {format_duration(self.duration_s)} clean: {latest}{note}", **evidence)
 
 
-def _dur(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     seconds = round(seconds)
     m, s = divmod(seconds, 60)
     h, m = divmod(m, 60)

@@ -24,7 +24,7 @@ from ..redact import scrub, scrub_obj
 from ..results import Outcome
 from .rules import Rule
 from .samples import MetricSource, Sample, as_sample, fmt_value
-from .verdict import Baseline, Breach, WindowVerdict, _dur
+from .verdict import Baseline, Breach, WindowVerdict, format_duration
 
 
 @dataclass
@@ -68,7 +68,7 @@ class WindowState:
             head = f"{self.outcome.status}"
         gaps = f", {self.verdict.gap_samples} gaps" if self.verdict.gap_samples else ""
         return (
-            f"[window {_dur(self.elapsed_s)}/{_dur(self.duration_s)}, {_dur(self.remaining_s)} left] "
+            f"[window {format_duration(self.elapsed_s)}/{format_duration(self.duration_s)}, {format_duration(self.remaining_s)} left] "
             f"{head}{gaps}; {values}; {breaches}"
         )
 

@@ -146,3 +146,16 @@ def test_the_checker_sees_cycles_and_upward_arrows(tmp_path):
     assert graph["relnb.checks"] == set()
     assert layer_of("relnb.release") < layer_of("relnb.errors")
     assert find_cycle(graph) == ["relnb.errors", "relnb.release", "relnb.errors"]
+
+
+def test_no_module_imports_a_private_name_of_another():
+    found = []
+    for name, (path, _) in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                found += [
+                    f"{name}: from {'.' * node.level}{node.module or ''} import {a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    assert found == []

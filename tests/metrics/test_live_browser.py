@@ -109,7 +109,7 @@ for (const el of document.querySelectorAll('marimo-mime-renderer')) {
 return {status, outcome: marker ? marker.textContent.trim() : null, charts};
 """
 
-_DUR = r"(?:\d+h)?(?:\d+m)?(?:\d+s)?"  # relnb's _dur: 7s, 1m00s, 1h05m
+_DUR = r"(?:\d+h)?(?:\d+m)?(?:\d+s)?"  # relnb's format_duration: 7s, 1m00s, 1h05m
 STATUS_RE = re.compile(rf"\[window ({_DUR})/({_DUR}), ({_DUR}) left\] (\w+)")
 
 
