@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .gates import PRODUCTION_WINDOW_GATE
 from .journal import Event
 
 # Event types that record a decision somebody must answer for (a forced re-run is a started
@@ -100,8 +101,8 @@ def describe_event(ev: Event | Mapping[str, Any]) -> EventLine | None:
         name = p.get("action") or gate or p.get("of_gate") or "?"
         if p.get("forced"):
             return EventLine(str(name), "forced re-run", approver(p, "by"), str(p.get("reason") or ""))
-        if t == "gate-started" and gate == "D7":
-            return EventLine("D7", "started", detail="monitoring window")
+        if t == "gate-started" and gate == PRODUCTION_WINDOW_GATE:  # the long wait: say it began
+            return EventLine(str(gate), "started", detail="monitoring window")
         return None
     if t in ("gate-finished", "action-finished"):
         name = gate or p.get("action") or "?"

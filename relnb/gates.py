@@ -30,6 +30,10 @@ SECTIONS: dict[str, str] = {
 # Sections whose gates must all be passed/skipped/waived before section D may run.
 PROMOTION_PREREQUISITES = ("A", "B", "C")
 GUARDED_SECTION = "D"
+# The roles a few gates play in the release's mechanics, named here so the core names no gate.
+DEPLOY_GATE = "D4"  # its action is what a rollback undoes
+ROLLBACK_GATE = "E3"  # the prepared rollback runs as named steps of this gate
+PRODUCTION_WINDOW_GATE = "D7"  # Release.monitor(): the production monitoring window
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class GateSpec:
     optional: bool = False
     depends_on: tuple[str, ...] = ()
     environment: str | None = None  # which environment the gate looks at, if any
+    watches: bool = False  # decided over a monitoring window: its result carries the charts
 
     @property
     def section(self) -> str:
@@ -54,8 +59,9 @@ def _g(
     optional: bool = False,
     depends_on: tuple[str, ...] = (),
     env: str | None = None,
+    watches: bool = False,
 ) -> GateSpec:
-    return GateSpec(gate_id, title, kind, optional, depends_on, env)
+    return GateSpec(gate_id, title, kind, optional, depends_on, env, watches)
 
 
 C, S, A = Kind.CHECK, Kind.SIGN_OFF, Kind.ACTION
@@ -74,9 +80,9 @@ GATES: tuple[GateSpec, ...] = (
     _g("B5", "Smoke test flows", C, depends_on=("B1", "B2"), env="staging"),
     _g("B6", "Verify worker queues are processing (no stuck jobs)", C, depends_on=("B1",), env="staging"),
     _g("B7", "Verify DLQ count is stable/zero", C, depends_on=("B1",), env="staging"),
-    _g("B8", "Verify logs show no new error spikes", C, depends_on=("B1",), env="staging"),
+    _g("B8", "Verify logs show no new error spikes", C, depends_on=("B1",), env="staging", watches=True),
     _g("B9", "Verify CORS + redirect URIs correct for staging frontends", C, depends_on=("B1",), env="staging"),
-    _g("C1", "Confirm staging has run for N hours without error spikes", C, depends_on=("B1",), env="staging"),
+    _g("C1", "Confirm staging has run for N hours without error spikes", C, depends_on=("B1",), env="staging", watches=True),
     _g("C2", "Confirm DB backup is available (automatic snapshot)", C, env="production"),
     _g("C3", "Confirm migration is safe", C, depends_on=("A3",), env="production"),
     _g("C4", "Confirm secrets exist in prod (Keycloak URLs, S3 keys, Redis, DB)", C, env="production"),
@@ -87,7 +93,7 @@ GATES: tuple[GateSpec, ...] = (
     _g("D4", "Deploy new API + worker images", A, depends_on=("D3",), env="production"),
     _g("D5", "Run production smoke tests", C, depends_on=("D4",), env="production"),
     _g("D6", "(Optional) scripted smoke check if you can supply bearer tokens", A, optional=True, depends_on=("D4",), env="production"),
-    _g("D7", "Monitor for 30–60 minutes", C, depends_on=("D4",), env="production"),
+    _g("D7", "Monitor for 30–60 minutes", C, depends_on=("D4",), env="production", watches=True),
     _g("E1", "Previous Docker image tag available", C, env="production"),
     _g("E2", "If migration is non-reversible, rollback = redeploy old app + hotfix forward", C),
     _g("E3", "If reversible: run down migration (rare) OR restore snapshot", C),

@@ -26,7 +26,16 @@ from typing import Any, ClassVar, Protocol
 from . import git
 from .config import Config, load_config
 from .errors import ActionRefused, PromotionRefused, ReleaseNotFound, RelnbError, UsageError
-from .gates import GATE_IDS, GUARDED_SECTION, SECTIONS, Kind, get_gate
+from .gates import (
+    DEPLOY_GATE,
+    GATE_IDS,
+    GUARDED_SECTION,
+    PRODUCTION_WINDOW_GATE,
+    ROLLBACK_GATE,
+    SECTIONS,
+    Kind,
+    get_gate,
+)
 from .identity import Identity, whoami
 from .journal import JOURNAL_NAME, JournalWriter, read_events, utcnow
 from .redact import format_exception, scrub, scrub_obj
@@ -490,7 +499,7 @@ class Release:
                     return refused
             return self.request_sign_off(spec.id, evidence=step, submitted=submitted)
         result = self.run(spec.id, step, rerun=rerun)
-        if spec.id in ("B8", "C1", "D7"):
+        if spec.watches:
             from .watch import figures
 
             result = result.with_(figures=figures(self, spec.id))
@@ -501,7 +510,8 @@ class Release:
         from .gatecontext import GateContext
         from .watch import monitor_production
 
-        return self.check("D7", lambda: monitor_production(GateContext(self, "D7"), window, interval), rerun=rerun)
+        gate = PRODUCTION_WINDOW_GATE
+        return self.check(gate, lambda: monitor_production(GateContext(self, gate), window, interval), rerun=rerun)
 
     def act(
         self,
@@ -543,15 +553,16 @@ class Release:
         from .gatecontext import GateContext
         from .providers import rollback_steps
 
-        title = get_gate("E3").title
-        if self.action_result("D4") is None:
-            row = GateResult("E3", Status.PENDING, "nothing deployed in this release (D4 has not run): no rollback needed", {}, title=title)
-            return StatusTable(self.id, (row,), {"E": "Rollback"})
+        title = get_gate(ROLLBACK_GATE).title
+        heading = {get_gate(ROLLBACK_GATE).section: "Rollback"}
+        if self.action_result(DEPLOY_GATE) is None:
+            row = GateResult(ROLLBACK_GATE, Status.PENDING, f"nothing deployed in this release ({DEPLOY_GATE} has not run): no rollback needed", {}, title=title)
+            return StatusTable(self.id, (row,), heading)
         try:
-            steps = rollback_steps(GateContext(self, "E3"))
+            steps = rollback_steps(GateContext(self, ROLLBACK_GATE))
         except RelnbError as exc:
-            return StatusTable(self.id, (GateResult("E3", Status.FAILED, f"rollback cannot start: {exc}", {}, title=title),), {"E": "Rollback"})
-        go = confirmation(confirmed, "E3", self) or self.context.confirmed("ROLLBACK")
+            return StatusTable(self.id, (GateResult(ROLLBACK_GATE, Status.FAILED, f"rollback cannot start: {exc}", {}, title=title),), heading)
+        go = confirmation(confirmed, ROLLBACK_GATE, self) or self.context.confirmed("ROLLBACK")
         if not go and ROLLBACK_ON_FAILURE in self.context.confirm:
             hurt = self.production_failures()
             go = bool(hurt)
@@ -563,11 +574,11 @@ class Release:
                 )
         results = []
         for name, step in steps:
-            res = self.action("E3", step, name=name, confirmed=go, confirm_key="ROLLBACK")
-            results.append(res.with_(gate_id="E3", title=name, summary=f"{name}: {res.summary}"))
+            res = self.action(ROLLBACK_GATE, step, name=name, confirmed=go, confirm_key="ROLLBACK")
+            results.append(res.with_(gate_id=ROLLBACK_GATE, title=name, summary=f"{name}: {res.summary}"))
             if res.status is not Status.PASSED:
                 break
-        return StatusTable(self.id, tuple(results), {"E": "Rollback"})
+        return StatusTable(self.id, tuple(results), heading)
 
     def production_failures(self) -> list[str]:
         """Production gates that ended failed, inconclusive or interrupted: the case in which a
