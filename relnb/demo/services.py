@@ -187,7 +187,7 @@ class PostgresService:
             pw = pwd.getpwnam(user)
             for p in (data, sock):
                 os.chown(p, pw.pw_uid, pw.pw_gid)
-        subprocess.run(
+        initdb = subprocess.run(
             [
                 str(bin_dir / "initdb"),
                 "-D",
@@ -201,9 +201,15 @@ class PostgresService:
             ],
             user=user,
             capture_output=True,
-            check=True,
+            check=False,
             timeout=120,
         )
+        if initdb.returncode != 0:
+            said = (initdb.stderr or initdb.stdout).decode(errors="replace").strip().splitlines()
+            raise RuntimeError(
+                f"initdb of the embedded PostgreSQL failed (exit {initdb.returncode}, as "
+                f"{user or 'this user'}): {' | '.join(said[-3:])}"
+            )
         self.port = free_port()
         self.process = ManagedProcess(
             "postgres",

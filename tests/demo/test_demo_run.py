@@ -15,8 +15,10 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -65,7 +67,7 @@ def gate_rows(stdout: str) -> dict[str, str]:
     return dict(ROW.findall(stdout.split("\nrelease ", 1)[-1]))
 
 
-def readme_demo(tmp: Path) -> tuple[int, dict[str, str], str]:
+def readme_demo(tmp: Path, venv: Path) -> tuple[int, dict[str, str], str]:
     """The README's main command as a new user runs it, on a fresh machine.
 
     A fresh venv with only the `demo` extra (the test venv has `dev` too, which would hide a
@@ -74,7 +76,6 @@ def readme_demo(tmp: Path) -> tuple[int, dict[str, str], str]:
     window change.
     """
     (main,) = [c for c in readme_setup_commands() if c.endswith("relnb demo")]
-    venv = tmp.with_name(tmp.name + "-venv")  # the demo wants its --workdir to itself
     command = main.replace(".venv/", f"{venv}/").replace("venv .venv", f"venv {venv}")
     command += f" --workdir {tmp} --window 30s"
     env = {k: v for k, v in os.environ.items() if k not in ("RELNB_ROOT", "VIRTUAL_ENV", "PYTHONPATH")}
@@ -104,11 +105,16 @@ def demo_runs(request, tmp_path_factory, demo_components) -> dict[str, tuple[Pat
         elif item.originalname == "test_fault_turns_exactly_its_gates":
             wanted.append(item.callspec.params["fault"])
     pool = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="demo")
+    # The README's venv, not under pytest's basetemp: pytest keeps /tmp/pytest-of-<user> at 0700
+    # (and resets it whenever another pytest starts, as the demos' A1 does), and the embedded
+    # Postgres runs as the `pgserver` user, which must reach its binaries in the venv.
+    venv = Path(tempfile.mkdtemp(prefix="relnb-readme-venv-", dir="/tmp"))
+    venv.chmod(0o755)
 
     def run(i: int, key: str, tmp: Path) -> tuple[int, dict[str, str], str]:
         time.sleep(5 * min(i, PARALLEL - 1))  # stagger the first starts (initdb, seeding, imports)
         if key == CLEAN:
-            return readme_demo(tmp)
+            return readme_demo(tmp, venv)
         if key == INSTALLED:
             return demo("--window", "30s", tmp=tmp)
         return demo("--fault", key, "--window", "30s", tmp=tmp)
@@ -119,6 +125,7 @@ def demo_runs(request, tmp_path_factory, demo_components) -> dict[str, tuple[Pat
         runs[key] = (tmp, pool.submit(run, i, key, tmp))
     yield runs
     pool.shutdown(wait=True, cancel_futures=True)
+    shutil.rmtree(venv, ignore_errors=True)
 
 
 def assert_released(tmp_path: Path, code: int, gates: dict[str, str], out: str) -> str:
