@@ -1,11 +1,31 @@
-"""Are the workers keeping up: jobs completing, nothing stuck, dead letters not growing?
+"""B6 (queues processing, no stuck jobs), B7 (DLQ stable or zero), D5's job follow-up, and the
+monitoring window's DLQ metric.
 
-The verdict rules are in `verdicts`' docstring.
+Queues are inspected straight from Redis (BullMQ, RQ, Celery/kombu, Redis Streams groups; see
+`bullmq`, `rq`, `celery` and `streams` for each layout), so the release machine needs redis-py
+only. Verdicts:
+
+B6, per queue, over `interval_s` with `samples` snapshots (Redis server clock):
+- failed: a job the library itself would call stalled/abandoned (BullMQ active without lock or
+  a `stalled` event, RQ wip deadline passed, Celery unacked past the visibility timeout, stream
+  entry pending past `claim_idle_s`), or an active job older than `max_job_age_s`;
+- failed: the oldest waiting job is older than `max_job_age_s`, or the queue is paused with work;
+- failed: jobs were waiting and none completed during the interval (`require_completions`);
+- inconclusive: the queue does not exist (wrong name/prefix — never a silent pass), only long
+  jobs were running and none finished, or the queue was idle (nothing waiting, running or
+  finishing). An idle queue shows no evidence that workers process anything, so it passes only
+  with `accept_idle=True`; enqueue a probe job (D5's `wait_for_job`) for positive evidence.
+- passed: at least one job completed and nothing is stuck or too old.
+B7, per queue: failed when the DLQ grew between samples or a dead job appeared during the
+interval; a stable non-zero DLQ passes only with `allow_nonzero_stable`; zero passes.
+Redis unreachable (refused, timeout, auth) is inconclusive and names host:port/db, never the
+password. `interval_s` is the whole span; snapshots are spread evenly across it.
 """
 
 from __future__ import annotations
 
-from .verdicts import (
+from .dlq import check_dlq, dlq_depth
+from .model import (
     DeadLetters,
     JobInfo,
     JobState,
@@ -13,15 +33,9 @@ from .verdicts import (
     QueueSnapshot,
     QueueStats,
     QueueUnreachable,
-    check_dlq,
-    check_queues_processing,
-    dlq_depth,
-    inspector_kinds,
-    judge_queue,
-    make_inspector,
-    register_inspector,
-    wait_for_job,
 )
+from .processing import check_queues_processing, judge_queue, wait_for_job
+from .registry import inspector_kinds, make_inspector, register_inspector
 
 __all__ = [
     "DeadLetters",

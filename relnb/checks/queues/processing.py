@@ -1,6 +1,6 @@
 """B6 (are queues processing, is anything stuck?) and D5's follow-up of one job.
 
-Verdict rules are in `relnb.checks.queues.verdicts`' docstring; `judge_queue` is where they live.
+Verdict rules are in `relnb.checks.queues`' docstring; `judge_queue` is where they live.
 """
 
 from __future__ import annotations
