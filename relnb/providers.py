@@ -306,16 +306,14 @@ def dlq_stable(ctx: GateContext) -> Outcome:
     return check_dlq(url, kw["kind"], kw["queues"], prefix=kw["prefix"], samples=3, interval_s=interval)
 
 
-def _flows(ctx: GateContext, env_name: str, flows=None) -> Outcome:
-    from .checks.http.smoke import run_flows
+def _flows(ctx: GateContext, env_name: str) -> Outcome:
+    from .checks.http.flows import smoke_outcome
 
-    env = ctx.env(env_name)
-    auth = env["auth"]
-    if not auth["token_env"]:
-        return not_configured(f"environments.{env_name}.auth.token_env", "name the env var with an owner's bearer token")
-    owner = ctx.secret(auth["token_env"], f"environments.{env_name}.auth.token_env")
-    member = ctx.secret(auth["member_token_env"], f"environments.{env_name}.auth.member_token_env") if auth["member_token_env"] else None
-    return run_flows(env["base_url"], owner, member, flows=flows)
+    auth = ctx.env(env_name)["auth"]
+    where = f"environments.{env_name}.auth"
+    owner = ctx.secret(auth["token_env"], f"{where}.token_env") if auth["token_env"] else None
+    member = ctx.secret(auth["member_token_env"], f"{where}.member_token_env") if auth["member_token_env"] else None
+    return smoke_outcome(ctx.config, env_name, owner, member)
 
 
 def smoke_staging(ctx: GateContext) -> Outcome:
@@ -323,9 +321,7 @@ def smoke_staging(ctx: GateContext) -> Outcome:
 
 
 def smoke_production(ctx: GateContext) -> Outcome:
-    from .checks.http.smoke import PRODUCTION_FLOWS
-
-    return _flows(ctx, "production", PRODUCTION_FLOWS)
+    return _flows(ctx, "production")
 
 
 def backup_available(ctx: GateContext) -> Outcome:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from relnb.cli import build_parser
-from relnb.config import reference_markdown
+from relnb.configschema import reference_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "relnb.redact",
         "relnb.results",
         "relnb.config",
+        "relnb.configschema",
         "relnb.journal",
         "relnb.identity",
         "relnb.gates",

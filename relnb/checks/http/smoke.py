@@ -1,4 +1,4 @@
-"""B5/D5 smoke flows, and D6 / B5's scripted smoke (`scripts/smoke/api-smoke.sh`).
+"""The smoke-flow runner behind B5/D5, and D6 / B5's scripted smoke (`commands.smoke`).
 
 A flow is an `async def flow(s: FlowSession)` that talks to the API through `s.call(...)` and
 `s.poll(...)`: every request is timed and recorded (method, path, status, ms), tokens are added
@@ -7,8 +7,9 @@ at the point of use and never recorded, and a step that gets the wrong answer ra
 (each flow creates what it needs, so none waits for another), which keeps a smoke run as long as
 its slowest flow instead of the sum of all of them.
 
-Users add flows with `@smoke_flow("name")`; the checklist's five are registered here, as are
-`health` and the production selection used by D5.
+relnb ships no flows: they belong to the application's repository (Python flow modules or
+declarative flow files) and are collected by `relnb.checks.http.flows`, the same way for the
+demo app as for any other.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import re
 import shlex
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,31 +32,11 @@ if TYPE_CHECKING:
     import httpx
 
 BODY_LIMIT = 400
+# how much of a failing answer's body the gate's one-line summary quotes (the step keeps BODY_LIMIT)
+SUMMARY_BODY = 120
 _SECRET_PARAM = re.compile(r"(?i)token|secret|password|passwd|key|signature|auth|code")
 
 Flow = Callable[["FlowSession"], Awaitable[Mapping[str, Any] | None]]
-FLOWS: dict[str, Flow] = {}
-
-# The checklist's B5 flows, in checklist order.
-CHECKLIST_FLOWS = (
-    "login_me",
-    "create_workspace",
-    "invite_accept",
-    "upload_extraction",
-    "analytics_summary",
-)
-# D5: health endpoint, login, one workspace operation, one queue job end to end.
-PRODUCTION_FLOWS = ("health", "login_me", "create_workspace", "upload_extraction")
-
-
-def smoke_flow(name: str | None = None) -> Callable[[Flow], Flow]:
-    """Register a flow under `name` (default: the function's name) so runs can select it by name."""
-
-    def register(fn: Flow) -> Flow:
-        FLOWS[name or fn.__name__] = fn
-        return fn
-
-    return register
 
 
 class StepFailed(Exception):
@@ -76,8 +56,10 @@ class SmokeContext:
     """What every flow may use. Tokens are `Secret`s; revealed only into request headers."""
 
     base_url: str
-    owner_token: Secret
+    owner_token: Secret | None
     member_token: Secret | None = None
+    # the Authorization scheme the API expects for these tokens (NetBox/DRF say "Token")
+    auth_scheme: str = "Bearer"
     request_timeout_s: float = 10.0
     poll_deadline_s: float = 60.0
     poll_interval_s: float = 0.5
@@ -103,7 +85,13 @@ def _safe_path(path: str, params: Mapping[str, Any] | None) -> str:
 
 
 class FlowSession:
-    """One flow's view of the API: records each step it takes, in order."""
+    """One flow's view of the API: records each step it takes, in order.
+
+    `s.Inconclusive` is here so a flow module in the app's repository can say "cannot run as
+    configured" without importing relnb's internals.
+    """
+
+    Inconclusive = FlowInconclusive
 
     def __init__(self, ctx: SmokeContext, client: httpx.AsyncClient, flow: str) -> None:
         self.ctx = ctx
@@ -111,15 +99,18 @@ class FlowSession:
         self.steps: list[dict[str, Any]] = []
         self._client = client
 
-    def _headers(self, as_: str | None) -> dict[str, str]:
+    def _headers(self, as_: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        headers = dict(extra or {})
         if as_ is None:
-            return {}
-        token = {"owner": self.ctx.owner_token, "member": self.ctx.member_token}.get(as_)
-        if token is None:
-            if as_ == "member":
-                raise FlowInconclusive("no member token configured (MEMBER_TOKEN) for this flow")
+            return headers
+        if as_ not in ("owner", "member"):
             raise ValueError(f"unknown identity {as_!r}: use 'owner', 'member' or None")
-        return {"Authorization": f"Bearer {token.reveal()}"}
+        token = self.ctx.owner_token if as_ == "owner" else self.ctx.member_token
+        if token is None:
+            which = "member_token_env" if as_ == "member" else "token_env"
+            raise FlowInconclusive(f"no {as_} token configured (auth.{which}) for this flow")
+        headers.setdefault("Authorization", f"{self.ctx.auth_scheme} {token.reveal()}")
+        return headers
 
     async def call(
         self,
@@ -132,11 +123,15 @@ class FlowSession:
         data: Mapping[str, Any] | None = None,
         files: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
         retries: int = 0,
         retry_delay_s: float = 0.5,
         name: str | None = None,
     ) -> httpx.Response:
-        """One request. Retried only when the flow declares `retries` (transport errors and 5xx)."""
+        """One request. Retried only when the flow declares `retries` (transport errors and 5xx).
+
+        `headers` are sent but never recorded: they are where API keys go.
+        """
         import httpx
 
         expect = tuple(expect)
@@ -146,7 +141,7 @@ class FlowSession:
             "path": _safe_path(path, params),
             "as": as_ or "anonymous",
         }
-        headers = self._headers(as_)
+        headers = self._headers(as_, headers)
         t0 = time.perf_counter()
         attempt = 0
         while True:
@@ -166,7 +161,7 @@ class FlowSession:
                     error=f"{type(exc).__name__}: {scrub(str(exc))[:200]}",
                 )
                 self.steps.append(step)
-                raise StepFailed(f"{method} {step['path']} → {step['error']}", step) from None
+                raise StepFailed(f"{_label(step)} → {step['error']}", step) from None
             if resp.status_code >= 500 and resp.status_code not in expect and attempt <= retries:
                 await asyncio.sleep(retry_delay_s)
                 continue
@@ -181,7 +176,9 @@ class FlowSession:
             step["body"] = _body_excerpt(resp)
             want = "/".join(str(c) for c in expect)
             raise StepFailed(
-                f"{method} {step['path']} → HTTP {resp.status_code} (expected {want})", step
+                f"{_label(step)} → HTTP {resp.status_code} (expected {want}): "
+                f"{_short(step['body'])}",
+                step,
             )
         return resp
 
@@ -195,7 +192,7 @@ class FlowSession:
         if not isinstance(body, dict):
             step = self.steps[-1]
             step["body"] = _body_excerpt(resp)
-            raise StepFailed(f"{method} {step['path']} → not a JSON object", step)
+            raise StepFailed(f"{_label(step)} → not a JSON object: {_short(step['body'])}", step)
         return body
 
     def require(self, ok: bool, message: str) -> None:
@@ -203,7 +200,7 @@ class FlowSession:
         if not ok:
             step = self.steps[-1] if self.steps else {}
             step["problem"] = scrub(message)
-            raise StepFailed(f"{step.get('method', '')} {step.get('path', '')}: {message}", step)
+            raise StepFailed(f"{_label(step)}: {message}", step)
 
     async def poll(
         self,
@@ -212,6 +209,7 @@ class FlowSession:
         until: Callable[[dict[str, Any]], bool],
         fail_if: Callable[[dict[str, Any]], str | None] | None = None,
         as_: str | None = "owner",
+        headers: Mapping[str, str] | None = None,
         deadline_s: float | None = None,
         interval_s: float | None = None,
         name: str | None = None,
@@ -228,7 +226,7 @@ class FlowSession:
             "as": as_ or "anonymous",
             "deadline_s": deadline_s,
         }
-        headers = self._headers(as_)
+        headers = self._headers(as_, headers)
         t0 = time.perf_counter()
         end = time.monotonic() + deadline_s
         polls = 0
@@ -255,7 +253,7 @@ class FlowSession:
                 if reason:
                     step.update(ms=self._ms(t0), last=scrub_json(last))
                     self.steps.append(step)
-                    raise StepFailed(f"GET {step['path']}: {reason}", step)
+                    raise StepFailed(f"{_label(step)}: {reason}", step)
                 if until(last):
                     step.update(ms=self._ms(t0), last=scrub_json(last))
                     self.steps.append(step)
@@ -267,7 +265,7 @@ class FlowSession:
                 self.steps.append(step)
                 seen = problem or f"last answer {scrub_json(last)}"
                 raise StepFailed(
-                    f"GET {step['path']}: condition not reached within {deadline_s:g} s ({seen})",
+                    f"{_label(step)}: condition not reached within {deadline_s:g} s ({seen})",
                     step,
                 )
             await asyncio.sleep(interval_s)
@@ -275,6 +273,17 @@ class FlowSession:
     @staticmethod
     def _ms(t0: float) -> float:
         return round((time.perf_counter() - t0) * 1000, 1)
+
+
+def _label(step: Mapping[str, Any]) -> str:
+    """How a summary names a step: its name, then the request when the name does not say it."""
+    request = f"{step.get('method', '')} {step.get('path', '')}".strip()
+    name = step.get("step") or request
+    return name if name in (request, f"poll {request}") else f"{name!r} ({request})"
+
+
+def _short(body: str) -> str:
+    return body[:SUMMARY_BODY] + ("…" if len(body) > SUMMARY_BODY else "")
 
 
 def scrub_json(obj: Any, limit: int = BODY_LIMIT) -> Any:
@@ -286,163 +295,17 @@ def scrub_json(obj: Any, limit: int = BODY_LIMIT) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# The flows (DEMO-API.md contract)
-
-
-def _unique(prefix: str) -> str:
-    return f"relnb-smoke-{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-async def _new_workspace(s: FlowSession, what: str) -> str:
-    name = _unique(what)
-    ws = await s.json(
-        "POST", "/workspaces", json={"name": name}, expect=(201,), name="create workspace"
-    )
-    s.require(
-        isinstance(ws.get("id"), str | int) and ws.get("name") == name,
-        f"workspace answer lacks id or name {name!r}: {scrub_json(ws)}",
-    )
-    return str(ws["id"])
-
-
-@smoke_flow("health")
-async def health(s: FlowSession) -> dict[str, Any]:
-    body = await s.json("GET", "/health", as_=None, name="health")
-    checks = body.get("checks") if isinstance(body.get("checks"), dict) else {}
-    bad = {k: v for k, v in checks.items() if v != "ok"}
-    s.require(
-        body.get("status") == "ok" and not bad,
-        f"health is {body.get('status')!r}, failing dependencies: {bad or 'none listed'}",
-    )
-    return {"checks": sorted(checks)}
-
-
-@smoke_flow("login_me")
-async def login_me(s: FlowSession) -> dict[str, Any]:
-    """Login bootstrap: `/me` answers for the owner's token and refuses a request without one."""
-    await s.call("GET", "/me", as_=None, expect=(401,), name="/me without token is refused")
-    me = await s.json("GET", "/me", name="/me as owner")
-    s.require(isinstance(me.get("sub"), str) and me["sub"] != "", "/me has no 'sub'")
-    s.require(isinstance(me.get("workspaces"), list), "/me has no 'workspaces' list")
-    return {"workspaces": len(me["workspaces"])}
-
-
-@smoke_flow("create_workspace")
-async def create_workspace(s: FlowSession) -> dict[str, Any]:
-    ws_id = await _new_workspace(s, "ws")
-    me = await s.json("GET", "/me", name="/me lists the new workspace")
-    ids = [str(w) for w in me.get("workspaces") or []]
-    s.require(ws_id in ids, f"new workspace {ws_id} missing from /me workspaces")
-    return {"workspace_id": ws_id}
-
-
-@smoke_flow("invite_accept")
-async def invite_accept(s: FlowSession) -> dict[str, Any]:
-    if s.ctx.member_token is None:
-        raise FlowInconclusive("no member token configured (MEMBER_TOKEN): cannot accept an invite")
-    member = await s.json("GET", "/me", as_="member", name="/me as member")
-    email = member.get("email")
-    s.require(isinstance(email, str) and "@" in email, "member's /me has no email")
-    ws_id = await _new_workspace(s, "invite")
-    inv = await s.json(
-        "POST",
-        f"/workspaces/{ws_id}/invites",
-        json={"email": email},
-        expect=(201,),
-        name="invite member",
-    )
-    token = inv.get("token")
-    s.require(isinstance(token, str) and token != "", "invite answer has no token")
-    Secret("invite-token", token)  # registered so the accept path is scrubbed in evidence
-    acc = await s.json(
-        "POST", f"/invites/{token}/accept", as_="member", expect=(200,), name="member accepts"
-    )
-    s.require(
-        str(acc.get("workspace_id")) == ws_id,
-        f"accept answered workspace {acc.get('workspace_id')!r}, expected {ws_id}",
-    )
-    me = await s.json("GET", "/me", as_="member", name="member sees the workspace")
-    s.require(
-        ws_id in [str(w) for w in me.get("workspaces") or []],
-        f"workspace {ws_id} missing from the member's /me after accepting",
-    )
-    return {"workspace_id": ws_id}
-
-
-@smoke_flow("upload_extraction")
-async def upload_extraction(s: FlowSession) -> dict[str, Any]:
-    ws_id = await _new_workspace(s, "doc")
-    upload = s.ctx.extra.get("upload") or (
-        "relnb-smoke.txt",
-        b"relnb smoke document\nPage one.\f\nPage two.\n",
-        "text/plain",
-    )
-    doc = await s.json(
-        "POST",
-        "/documents",
-        files={"file": upload},
-        data={"workspace_id": ws_id},
-        expect=(202,),
-        name="upload document",
-    )
-    s.require(
-        doc.get("id") is not None and doc.get("status") == "queued",
-        f"upload answer is not a queued document: {scrub_json(doc)}",
-    )
-    doc_id = doc["id"]
-    t0 = time.perf_counter()
-
-    def failed(body: dict[str, Any]) -> str | None:
-        if body.get("status") == "failed":
-            return f"extraction failed: {scrub(str(body.get('error')))[:200]}"
-        return None
-
-    done = await s.poll(
-        f"/documents/{doc_id}",
-        until=lambda b: b.get("status") == "extracted",
-        fail_if=failed,
-        name="extraction completes",
-    )
-    return {
-        "document_id": str(doc_id),
-        "pages": done.get("pages"),
-        "extraction_ms": round((time.perf_counter() - t0) * 1000, 1),
-    }
-
-
-@smoke_flow("analytics_summary")
-async def analytics_summary(s: FlowSession) -> dict[str, Any]:
-    ws_id = await _new_workspace(s, "analytics")
-    body = await s.json(
-        "GET", "/analytics/summary", params={"workspace_id": ws_id}, name="analytics summary"
-    )
-    docs = body.get("documents")
-    s.require(isinstance(body.get("workspaces"), int), "summary lacks integer 'workspaces'")
-    s.require(isinstance(body.get("members"), int), "summary lacks integer 'members'")
-    s.require(
-        isinstance(docs, dict)
-        and all(isinstance(docs.get(k), int) for k in ("queued", "extracted", "failed")),
-        "summary 'documents' lacks integer queued/extracted/failed",
-    )
-    return {"workspaces": body["workspaces"], "members": body["members"], "documents": docs}
-
-
-# ---------------------------------------------------------------------------------------------
 # The runner
 
 
-def _resolve(flows: Sequence[str | Flow] | None) -> list[tuple[str, Flow]]:
-    out: list[tuple[str, Flow]] = []
-    for f in flows if flows is not None else CHECKLIST_FLOWS:
-        if isinstance(f, str):
-            if f not in FLOWS:
-                raise ValueError(
-                    f"unknown smoke flow {f!r}; registered: {', '.join(sorted(FLOWS))}"
-                )
-            out.append((f, FLOWS[f]))
-        else:
-            out.append((getattr(f, "__name__", "flow"), f))
-    return out
+Flows = Mapping[str, Flow] | Sequence[Flow]
+
+
+def _resolve(flows: Flows) -> list[tuple[str, Flow]]:
+    """(name, flow) pairs: a mapping keeps its names, bare callables are named after themselves."""
+    if isinstance(flows, Mapping):
+        return list(flows.items())
+    return [(getattr(f, "__name__", "flow"), f) for f in flows]
 
 
 async def _run_one(
@@ -469,13 +332,13 @@ async def _run_one(
 
 async def run_flows_async(
     ctx: SmokeContext,
-    flows: Sequence[str | Flow] | None = None,
+    flows: Flows,
     *,
     concurrent: bool = True,
     flow_timeout_s: float | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Outcome:
-    """Run flows (default: the checklist's five) against `ctx.base_url`; passed only if all pass."""
+    """Run `flows` against `ctx.base_url`, all at once unless `concurrent=False`; passed only if all pass."""
     import httpx
 
     selected = _resolve(flows)
@@ -558,10 +421,11 @@ def _run_sync(factory: Callable[[], Awaitable[Outcome]]) -> Outcome:
 
 def run_flows(
     base_url: str,
-    owner_token: Secret,
+    owner_token: Secret | None,
     member_token: Secret | None = None,
     *,
-    flows: Sequence[str | Flow] | None = None,
+    flows: Flows,
+    auth_scheme: str = "Bearer",
     concurrent: bool = True,
     request_timeout_s: float = 10.0,
     poll_deadline_s: float = 60.0,
@@ -569,11 +433,12 @@ def run_flows(
     flow_timeout_s: float | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Outcome:
-    """B5 (default flows) / D5 (`flows=PRODUCTION_FLOWS`) core step, callable from sync code."""
+    """B5/D5's core step, callable from sync code (and from inside Jupyter's running loop)."""
     ctx = SmokeContext(
         base_url=base_url,
         owner_token=owner_token,
         member_token=member_token,
+        auth_scheme=auth_scheme,
         request_timeout_s=request_timeout_s,
         poll_deadline_s=poll_deadline_s,
         poll_interval_s=poll_interval_s,
