@@ -82,7 +82,7 @@ ENV_TABLE = Table(
         "redis_url_env": _s("env var with the Redis URL of the queues"),
         "queue": Table(
             {
-                "kind": _s("queue library", "bullmq", choices=("bullmq", "rq", "celery", "redis-streams")),
+                "kind": _s("queue library: bullmq, rq, celery, redis-streams, or a `relnb.queue_inspectors` plug-in", "bullmq"),
                 "names": _l("queue names", ["extraction"]),
                 "prefix": _s("key prefix (BullMQ)", "bull"),
                 "max_job_age": _s("oldest acceptable waiting/active job", "5m"),

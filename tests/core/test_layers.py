@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "relnb.identity",
         "relnb.gates",
         "relnb.git",
+        "relnb.plugins",
         "relnb.eventtext",
         "relnb._version",
     ),

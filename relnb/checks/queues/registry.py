@@ -1,6 +1,8 @@
 """The queue-kind registry and what the queue checks share (target naming, verdict merging).
 
-Each kind is one `QueueInspector` factory; relnb's own four register exactly as a user's would.
+Each kind is one `QueueInspector` factory, `factory(client, queues, prefix, **options)`;
+relnb's own four register exactly as a plug-in's do (entry point group
+`relnb.queue_inspectors`, see relnb.plugins).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import UsageError
+from ...plugins import Registry, callable_shape
 from ...results import Outcome, Status
 from .bullmq import BullMQInspector
 from .celery import CeleryInspector
@@ -17,28 +20,22 @@ from .rq import RQInspector
 from .streams import StreamsInspector
 
 InspectorFactory = Callable[..., QueueInspector]
-_INSPECTORS: dict[str, InspectorFactory] = {}
+INSPECTORS: Registry[InspectorFactory] = Registry("queue kind", "relnb.queue_inspectors", callable_shape)
 
 
 def register_inspector(kind: str, factory: InspectorFactory, *, replace: bool = False) -> None:
-    """Add a queue kind. `factory(client, queues, prefix, **options)` returns an inspector."""
-    if kind in _INSPECTORS and not replace:
-        raise UsageError(f"queue kind {kind!r} is already registered", fix="pass replace=True")
-    _INSPECTORS[kind] = factory
+    """Add a queue kind from code (a plug-in package uses the entry point group instead)."""
+    INSPECTORS.register(kind, factory, replace=replace)
 
 
 def inspector_kinds() -> list[str]:
-    return sorted(_INSPECTORS)
+    return INSPECTORS.names()
 
 
 def make_inspector(
     kind: str, client: Any, queues: Sequence[str], prefix: str | None = None, **options: Any
 ) -> QueueInspector:
-    factory = _INSPECTORS.get(kind)
-    if factory is None:
-        raise UsageError(
-            f"unknown queue kind {kind!r}", fix=f"use one of: {', '.join(inspector_kinds())}"
-        )
+    factory = INSPECTORS.get(kind)
     try:
         return factory(client, queues, prefix, **options)
     except TypeError as exc:

@@ -45,7 +45,7 @@ def test_registry_rejects_unknown_kinds_and_options() -> None:
         make_inspector("kafka", None, ["q"])
     with pytest.raises(UsageError, match="bad options"):
         make_inspector("bullmq", None, ["q"], visibility_timeout_s=3)
-    with pytest.raises(UsageError, match="already registered"):
+    with pytest.raises(UsageError, match="registered twice"):
         register_inspector("rq", lambda *a, **k: None)
 
 

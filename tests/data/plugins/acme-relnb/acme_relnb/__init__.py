@@ -1,0 +1,1 @@
+"""Acme's relnb plug-ins (a test fixture shaped like a real third-party package)."""
