@@ -27,13 +27,34 @@ from .gates import GATE_IDS, GATES, SECTIONS, GateSpec, Kind, get_gate
 from .identity import Identity, whoami
 from .journal import Event, VerifyReport, verify_file
 from .redact import Secret, scrub
-from .release import Release, RunContext, find_root, read_state
+from .release import ENV_SIGNOFFS, ROLLBACK_ON_FAILURE, Release, RunContext, find_root, read_state
 from .results import GateResult, Outcome, Status, StatusTable
 from .state import ReleaseState
 
+# Loaded on first use (PEP 562): each pulls in subprocess, nbclient, signing or archive code that
+# a notebook's `import relnb` never needs. name → (module, attribute; None = the module itself).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "archive": (".archive", None),
+    "RunOptions": (".headless", "RunOptions"),
+    "run_notebook": (".headless", "run_notebook"),
+    "parse_sign_off": (".headless", "parse_sign_off"),
+    "load_sign_offs_file": (".headless", "load_sign_offs_file"),
+    "approvals_file_at": (".headless", "approvals_file_at"),
+    "template_path": (".template", "template_path"),
+    "instantiate_template": (".template", "instantiate"),
+    "review_notebook": (".template", "review_notebook"),
+    "SigningSettings": (".signing", "SigningSettings"),
+    "presign": (".signing.approvals_file", "presign"),
+    "skips_for_run": (".signing.approvals_file", "skips_for_run"),
+    "PRESIGNABLE_KINDS": (".signing.statement", "PRESIGNABLE"),
+}
+
 __all__ = [
+    "ENV_SIGNOFFS",
     "GATES",
     "GATE_IDS",
+    "PRESIGNABLE_KINDS",
+    "ROLLBACK_ON_FAILURE",
     "SECTIONS",
     "ActionRefused",
     "Config",
@@ -55,23 +76,34 @@ __all__ = [
     "ReleaseState",
     "RelnbError",
     "RunContext",
+    "RunOptions",
     "Secret",
     "SecretMissing",
+    "SigningSettings",
     "Status",
     "StatusTable",
     "UsageError",
     "VerifyReport",
     "__version__",
+    "approvals_file_at",
     "archive",
     "find_config",
     "find_root",
     "get_gate",
+    "instantiate_template",
     "load_config",
+    "load_sign_offs_file",
     "parse_duration",
+    "parse_sign_off",
+    "presign",
     "read_state",
     "redact",
     "register_check",
+    "review_notebook",
+    "run_notebook",
     "scrub",
+    "skips_for_run",
+    "template_path",
     "ui",
     "verify_file",
     "whoami",
@@ -83,9 +115,12 @@ def __dir__() -> list[str]:
 
 
 def __getattr__(name: str) -> object:
-    """`relnb.archive` is loaded on first use: the template's last cell needs it, `import relnb` does not."""
-    if name == "archive":
-        import importlib
+    if name not in _LAZY:
+        raise AttributeError(f"module 'relnb' has no attribute {name!r}")
+    import importlib
 
-        return importlib.import_module(".archive", __name__)
-    raise AttributeError(f"module 'relnb' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    loaded = importlib.import_module(module, __name__)
+    value = loaded if attr is None else getattr(loaded, attr)
+    globals()[name] = value
+    return value

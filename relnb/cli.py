@@ -26,9 +26,6 @@ from relnb import (
     read_state,
     scrub,
 )
-from relnb.archive.commands import add_list_args, add_verify_args
-from relnb.archive.commands import register as register_archive_commands
-from relnb.signing.statement import PRESIGNABLE as PRESIGNABLE_KINDS
 
 EXIT_USAGE = 3
 
@@ -42,8 +39,6 @@ def _config(args: argparse.Namespace) -> relnb.Config:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from relnb.template import instantiate, template_path
-
     config = _config(args)
     fmt = args.format
     rid = args.id or args.version
@@ -52,7 +47,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     nb_path = nb_dir / f"release-{rid}{suffix}"
     if nb_path.exists():
         raise UsageError(f"{nb_path} already exists", path=str(nb_path), fix="open it, or pass --id for a new release")
-    text, sha = instantiate(template_path(config.root, fmt), rid)
+    text, sha = relnb.instantiate_template(relnb.template_path(config.root, fmt), rid)
     release = Release.create(
         args.version,
         release_id=rid,
@@ -70,33 +65,27 @@ def cmd_new(args: argparse.Namespace) -> int:
         _out(f"open it with: jupyter lab {nb_path}   (headless: relnb run {nb_path})")
     else:
         _out(f"open it with: marimo edit {nb_path}   (headless: relnb run {nb_path})")
+        from importlib.util import find_spec
+
+        if find_spec("marimo") is None:
+            _out("marimo is not installed here: pip install 'relnb[marimo]'")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from relnb.headless import (
-        RunOptions,
-        approvals_file_at,
-        load_sign_offs_file,
-        parse_sign_off,
-        run_notebook,
-    )
-    from relnb.release import ENV_SIGNOFFS, ROLLBACK_ON_FAILURE
-    from relnb.signing.approvals_file import skips_for_run
-
     config = _config(args)
     for key, var in config.secret_refs():
         config.secret(var, key=key)  # a missing secret is a usage error (exit 3) before anything runs
     sign_offs: dict[str, dict[str, Any]] = {}
     # --sign-offs FILE, else $RELNB_SIGNOFFS: plain sign-offs, or a `relnb sign` approvals file
-    sign_offs_path = args.sign_offs or os.environ.get(ENV_SIGNOFFS)
+    sign_offs_path = args.sign_offs or os.environ.get(relnb.ENV_SIGNOFFS)
     approvals = None
     if sign_offs_path:
-        sign_offs.update(load_sign_offs_file(Path(sign_offs_path)))
-        if approvals_file_at(Path(sign_offs_path)) is not None:
+        sign_offs.update(relnb.load_sign_offs_file(Path(sign_offs_path)))
+        if relnb.approvals_file_at(Path(sign_offs_path)) is not None:
             approvals = Path(sign_offs_path)
     for text in args.sign_off or []:
-        gid, entry = parse_sign_off(text)
+        gid, entry = relnb.parse_sign_off(text)
         sign_offs[gid] = entry
     skips = {}
     for text in args.skip or []:
@@ -106,14 +95,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--skip {text!r} needs a reason", fix="write ID=reason")
         skips[gid] = reason.strip()
     if approvals is not None:  # a pre-signed skip is the decision to skip, in the signed words
-        for gid, reason in skips_for_run(approvals_file_at(approvals)).items():
+        for gid, reason in relnb.skips_for_run(relnb.approvals_file_at(approvals)).items():
             skips.setdefault(gid, reason)
     confirm = [c.strip().upper() for c in (args.confirm or "").split(",") if c.strip()]
     for c in confirm:
-        if c not in ("ALL", "ROLLBACK", ROLLBACK_ON_FAILURE) and not (len(c) == 1 and c in relnb.SECTIONS):
+        if c not in ("ALL", "ROLLBACK", relnb.ROLLBACK_ON_FAILURE) and not (len(c) == 1 and c in relnb.SECTIONS):
             relnb.get_gate(c)
     rerun = [relnb.get_gate(c).id for c in (args.rerun or "").split(",") if c.strip()]
-    opts = RunOptions(
+    opts = relnb.RunOptions(
         notebook=Path(args.notebook),
         junit=Path(args.junit) if args.junit else None,
         sign_offs=sign_offs,
@@ -124,7 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         timeout_s=relnb.parse_duration(args.timeout),
         approvals=approvals,
     )
-    code, state = run_notebook(opts, config)
+    code, state = relnb.run_notebook(opts, config)
     _out(repr(state.table()))
     _out(f"verdict: {state.verdict()} (exit {code})")
     return code
@@ -141,9 +130,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
-        from relnb.demo.driver import run_demo
-    except ImportError as exc:
-        raise UsageError(f"the demo needs extra packages ({exc.name})", fix="pip install 'relnb[demo]'") from None
+        from relnb_demo import run_demo
+    except ImportError as exc:  # relnb_demo's own message names the extra and what is missing
+        raise UsageError(str(exc) if "relnb[demo]" in str(exc) else f"the demo cannot start: {exc}",
+                         fix=None if "relnb[demo]" in str(exc) else "pip install 'relnb[demo]'") from None
     return run_demo(
         faults=args.fault or [],
         window=args.window,
@@ -167,7 +157,7 @@ def add_sign_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     sp.add_argument("release", help="release id, e.g. 1.4.0")
     sp.add_argument("gate", help="gate ID (A3 …), or D for a production promotion")
-    sp.add_argument("--kind", default="sign-off", choices=list(PRESIGNABLE_KINDS))
+    sp.add_argument("--kind", default="sign-off", choices=list(relnb.PRESIGNABLE_KINDS))
     sp.add_argument(
         "--note",
         "--reason",
@@ -196,21 +186,18 @@ def add_sign_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from relnb.signing import SigningSettings
-    from relnb.signing.approvals_file import presign
-
     config = (
         load_config(args.config)
         if getattr(args, "config", None)
         else load_config(start=relnb.find_root())
     )
-    settings = SigningSettings.from_mapping(config.data.get("signing"))
+    settings = relnb.SigningSettings.from_mapping(config.data.get("signing"))
     try:
         created = read_state(args.release, config=config).created
     except UsageError:
         created = {}
     out = Path(args.out) if args.out else config.releases_dir() / args.release / "approvals.json"
-    approval = presign(
+    approval = relnb.presign(
         args.release,
         args.gate,
         kind=args.kind,
@@ -268,12 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_status)
 
     v = sub.add_parser("verify", help="verify a release: journal chain, and for archives the manifest")
-    add_verify_args(v)
+    relnb.archive.add_verify_args(v)
 
     ls = sub.add_parser("list", help="list releases (fast, from releases/index.json)")
-    add_list_args(ls)
+    relnb.archive.add_list_args(ls)
 
-    register_archive_commands(sub)
+    relnb.archive.register_commands(sub)
     add_sign_parser(sub)
 
     d = sub.add_parser("demo", help="run the whole checklist against an embedded demo stack")

@@ -195,6 +195,15 @@ def run_notebook(
     nb = opts.notebook
     if not nb.is_file():
         raise UsageError(f"notebook {nb} does not exist", path=str(nb), fix="check the path, or create one with `relnb new <version>`")
+    if nb.suffix != ".ipynb":
+        from importlib.util import find_spec
+
+        if find_spec("marimo") is None:  # the child would die on `import marimo` mid-release
+            raise UsageError(
+                f"{nb} is a marimo notebook and marimo is not installed",
+                path=str(nb),
+                fix="pip install 'relnb[marimo]' (or create a Jupyter one: relnb new --format ipynb)",
+            )
     rid = release_id_of(nb)
     state = read_state(rid, config=config)  # raises ReleaseNotFound (exit 3) before anything runs
     if state.sealed:

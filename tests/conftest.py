@@ -262,7 +262,7 @@ def need_debian(*binaries: str) -> dict[str, str]:
     A machine that cannot install them fails the test with the command to run, never skips:
     a test that cannot reach its target proves nothing.
     """
-    from relnb.demo.provision import COMPONENTS, ProvisionError, provision
+    from relnb_demo.provision import COMPONENTS, ProvisionError, provision
 
     wanted = [c for c in COMPONENTS if c.binary in binaries]
     assert len(wanted) == len(binaries), f"not a demo component: {binaries}"
@@ -306,7 +306,7 @@ def on_fresh_machine(
     Needs root and unshare; without them it fails, naming why, rather than test a machine
     that already has everything.
     """
-    from relnb.demo.provision import COMPONENTS
+    from relnb_demo.provision import COMPONENTS
 
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.fail("the fresh-machine test needs root and util-linux `unshare` (a mount namespace)")
@@ -335,8 +335,8 @@ def demo_components() -> dict[str, str]:
 
 
 def _apt_install(packages: tuple[str, ...]) -> None:
-    """relnb's own unattended, serialised apt-get (relnb.demo.provision); failing is a test failure."""
-    from relnb.demo.provision import ProvisionError, apt_install, refusal
+    """relnb's own unattended, serialised apt-get (relnb_demo.provision); failing is a test failure."""
+    from relnb_demo.provision import ProvisionError, apt_install, refusal
 
     why = refusal(allow_install=True)
     if why:

@@ -5,6 +5,8 @@ loads the standard library and relnb's core.
 """
 
 from .changelog import f3_changelog, insert_section, render_section, update_changelog
+from .commands import add_list_args, add_verify_args
+from .commands import register as register_commands
 from .incidents import (
     IncidentList,
     evaluate_incidents,
@@ -31,6 +33,8 @@ __all__ = [
     "IncidentList",
     "Problem",
     "ReplayReport",
+    "add_list_args",
+    "add_verify_args",
     "archive",
     "archive_release",
     "evaluate_incidents",
@@ -40,6 +44,7 @@ __all__ = [
     "insert_section",
     "read_index",
     "rebuild_index",
+    "register_commands",
     "render_section",
     "replay_archive",
     "scan_text",

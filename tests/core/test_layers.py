@@ -161,3 +161,17 @@ def test_no_module_imports_a_private_name_of_another():
                     if a.name.startswith("_") and not a.name.startswith("__")
                 ]
     assert found == []
+
+
+def test_only_the_cli_and_its_alias_import_the_demo():
+    """relnb_demo is a separate package (the `demo` extra): the library never depends on it."""
+    users = []
+    for name, (path, _) in modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            targets = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            )
+            if any(t == "relnb_demo" or t.startswith("relnb_demo.") for t in targets):
+                users.append(name)
+    assert sorted(set(users)) == ["relnb.cli", "relnb.demo"]

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 import redis
 
-from relnb.demo import repo_files as rf
-from relnb.demo.stack import FAULT_DEFAULT_ENV, DemoStack, Fault
+from relnb_demo import repo_files as rf
+from relnb_demo.stack import FAULT_DEFAULT_ENV, DemoStack, Fault
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

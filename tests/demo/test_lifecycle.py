@@ -20,14 +20,14 @@ import psycopg
 import pytest
 import redis
 
-from relnb.demo.stack import DemoStack
+from relnb_demo.stack import DemoStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCRIPT = textwrap.dedent(
     """
     import faulthandler, json, signal, sys, time
-    from relnb.demo.stack import DemoStack
+    from relnb_demo.stack import DemoStack
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks on a hang
 
@@ -134,7 +134,7 @@ def test_children_exit_when_the_stack_process_is_killed(tmp_path: Path) -> None:
     apps = [
         c.pid
         for c in psutil.Process(proc.pid).children()
-        if any("relnb.demo.app" in x or "relnb.demo.worker" in x for x in c.cmdline())
+        if any("relnb_demo.app" in x or "relnb_demo.worker" in x for x in c.cmdline())
     ]
     assert len(apps) == 6
     proc.kill()

@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from relnb.demo import migrate
-from relnb.demo import repo_files as rf
-from relnb.demo.repo import create_repo
+from relnb_demo import migrate
+from relnb_demo import repo_files as rf
+from relnb_demo.repo import create_repo
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +124,7 @@ def test_cli_reads_url_from_named_env_var(pg_url: str, repo) -> None:
     env.pop("DATABASE_URL", None)
     mig_dir = str(repo.path / "prisma" / "migrations")
     missing = subprocess.run(
-        [sys.executable, "-m", "relnb.demo.migrate", "deploy", "--dir", mig_dir],
+        [sys.executable, "-m", "relnb_demo.migrate", "deploy", "--dir", mig_dir],
         env=env,
         capture_output=True,
         text=True,
@@ -135,7 +135,7 @@ def test_cli_reads_url_from_named_env_var(pg_url: str, repo) -> None:
         [
             sys.executable,
             "-m",
-            "relnb.demo.migrate",
+            "relnb_demo.migrate",
             "deploy",
             "--dir",
             mig_dir,
@@ -153,7 +153,7 @@ def test_cli_reads_url_from_named_env_var(pg_url: str, repo) -> None:
         [
             sys.executable,
             "-m",
-            "relnb.demo.migrate",
+            "relnb_demo.migrate",
             "status",
             "--dir",
             mig_dir,

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from relnb.demo import repo_files as rf
-from relnb.demo.app import served_routes
-from relnb.demo.repo import PREVIOUS_TAG, create_repo, migrations_at
+from relnb_demo import repo_files as rf
+from relnb_demo.app import served_routes
+from relnb_demo.repo import PREVIOUS_TAG, create_repo, migrations_at
 
 
 def git(repo: Path, *args: str) -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from relnb.demo import signers
-from relnb.demo.repo import ALLOWED_SIGNERS, PREVIOUS_TAG, create_repo
 from relnb.signing.keys import (
     allowed_signers_at,
     parse_allowed_signers,
@@ -14,6 +12,8 @@ from relnb.signing.keys import (
     verify_approval,
 )
 from relnb.signing.statement import make_statement
+from relnb_demo import signers
+from relnb_demo.repo import ALLOWED_SIGNERS, PREVIOUS_TAG, create_repo
 
 
 def git(repo: Path, *args: str) -> str:

@@ -14,11 +14,11 @@ import psycopg
 import pytest
 import redis
 
-from relnb.demo import repo_files as rf
-from relnb.demo.migrate import LEDGER_COLUMNS, ledger_rows
-from relnb.demo.services import MANIFEST_ACCEPT
-from relnb.demo.stack import DemoStack
 from relnb.results import Status
+from relnb_demo import repo_files as rf
+from relnb_demo.migrate import LEDGER_COLUMNS, ledger_rows
+from relnb_demo.services import MANIFEST_ACCEPT
+from relnb_demo.stack import DemoStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -591,7 +591,7 @@ BUILD_IMAGES_SH = _d(
     : "${IMAGE_PREFIX:?IMAGE_PREFIX is required (registry URL, e.g. http://127.0.0.1:5000)}"
     here="$(cd "$(dirname "$0")/../.." && pwd)"
     sha="$(git -C "$here" rev-parse HEAD)"
-    exec "${DOCFLOW_PYTHON:-python3}" -m relnb.demo.images push --registry "$IMAGE_PREFIX" --tag "$TAG" --sha "$sha"
+    exec "${DOCFLOW_PYTHON:-python3}" -m relnb_demo.images push --registry "$IMAGE_PREFIX" --tag "$TAG" --sha "$sha"
     """
 )
 
@@ -611,7 +611,7 @@ DEPLOY_VPS_SH = _d(
       exit 2
     fi
     echo "deploying docflow $version ($sha) to $environment"
-    exec "${DOCFLOW_PYTHON:-python3}" -m relnb.demo.deploy --env "$environment" --version "$version" --sha "$sha"
+    exec "${DOCFLOW_PYTHON:-python3}" -m relnb_demo.deploy --env "$environment" --version "$version" --sha "$sha"
     """
 )
 

@@ -158,7 +158,7 @@ async def run(env: str, replica: int, parent_pid: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m relnb.demo.worker")
+    parser = argparse.ArgumentParser(prog="python -m relnb_demo.worker")
     parser.add_argument("--env", required=True)
     parser.add_argument("--replica", type=int, default=0)
     parser.add_argument("--parent-pid", type=int, default=0)

@@ -12,7 +12,7 @@ applied_steps_count = 1. A failed script keeps its row with finished_at NULL and
 (the demo's "reversible" migrations) and marks that row rolled back, which is how Prisma's own
 `migrate resolve --rolled-back` records it.
 
-CLI: `python -m relnb.demo.migrate deploy|down|status --dir prisma/migrations` with DATABASE_URL
+CLI: `python -m relnb_demo.migrate deploy|down|status --dir prisma/migrations` with DATABASE_URL
 in the environment (or `--url-env NAME`).
 """
 
@@ -218,7 +218,7 @@ def status(url: str, migrations_dir: str | os.PathLike[str]) -> dict[str, list[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m relnb.demo.migrate", description=__doc__.split("\n")[0]
+        prog="python -m relnb_demo.migrate", description=__doc__.split("\n")[0]
     )
     parser.add_argument("command", choices=("deploy", "down", "status"))
     parser.add_argument("--dir", default="prisma/migrations", help="migrations directory")

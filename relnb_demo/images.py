@@ -1,4 +1,4 @@
-"""`python -m relnb.demo.images push --registry URL --tag 1.1.0 --sha <sha>`: the demo's image build.
+"""`python -m relnb_demo.images push --registry URL --tag 1.1.0 --sha <sha>`: the demo's image build.
 
 Pushes small real OCI images (config + one layer + manifest) for `docflow-api` and
 `docflow-worker` to a registry — what the repo's `scripts/release/build-images.sh` calls.
@@ -15,7 +15,7 @@ REPOSITORIES = ("docflow-api", "docflow-worker")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m relnb.demo.images")
+    parser = argparse.ArgumentParser(prog="python -m relnb_demo.images")
     parser.add_argument("command", choices=("push",))
     parser.add_argument(
         "--registry", required=True, help="registry base URL, e.g. http://127.0.0.1:5000"

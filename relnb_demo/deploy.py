@@ -1,6 +1,6 @@
 """The demo's deploy mechanism: ask the running DemoStack to restart an environment's API + worker.
 
-`python -m relnb.demo.deploy --env production --version 1.1.0 --sha <sha>` (or `--rollback`).
+`python -m relnb_demo.deploy --env production --version 1.1.0 --sha <sha>` (or `--rollback`).
 Version and SHA default to RELNB_VERSION / RELNB_SHA (what relnb sets for deploy commands). The
 stack's control endpoint and token come from `--control-file` or DOCFLOW_CONTROL_FILE (written by
 the stack, mode 0600), so the token never appears on a command line.
@@ -53,7 +53,7 @@ def request_deploy(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m relnb.demo.deploy")
+    parser = argparse.ArgumentParser(prog="python -m relnb_demo.deploy")
     parser.add_argument("--env", required=True, choices=("staging", "production"))
     parser.add_argument("--version", default=os.environ.get("RELNB_VERSION"))
     parser.add_argument("--sha", default=os.environ.get("RELNB_SHA"))

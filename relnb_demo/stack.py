@@ -9,7 +9,7 @@ SHA); staging runs main's HEAD (1.1.0) but its schema is still at 1.0.0, so B2's
 deploy` has real work to do.
 
 Deploys go through the control endpoint (HTTP on 127.0.0.1, token in `control.json`), which the
-repo's `scripts/release/deploy-vps.sh` reaches via `python -m relnb.demo.deploy`. `stop()` ends
+repo's `scripts/release/deploy-vps.sh` reaches via `python -m relnb_demo.deploy`. `stop()` ends
 everything this stack started; it runs on normal exit, on exceptions and on SIGINT (context
 manager), and children also exit on their own if the stack process dies.
 """
@@ -396,7 +396,7 @@ class DemoStack:
             [
                 sys.executable,
                 "-m",
-                "relnb.demo.reaper",
+                "relnb_demo.reaper",
                 "--parent",
                 str(os.getpid()),
                 "--pids-file",
@@ -620,7 +620,7 @@ class DemoStack:
             [
                 sys.executable,
                 "-m",
-                "relnb.demo.app",
+                "relnb_demo.app",
                 "--env",
                 st.name,
                 "--port",
@@ -642,7 +642,7 @@ class DemoStack:
                 [
                     sys.executable,
                     "-m",
-                    "relnb.demo.worker",
+                    "relnb_demo.worker",
                     "--env",
                     st.name,
                     "--replica",
@@ -936,9 +936,9 @@ class DemoStack:
                 ],
                 "commands": {
                     "deploy": f"{control} bash {repo}/scripts/release/deploy-vps.sh {env}",
-                    "rollback": f"{control} {py} -m relnb.demo.deploy --env {env} --rollback",
-                    "migrate": f"{py} -m relnb.demo.migrate deploy --dir {repo}/prisma/migrations --url-env {names['database_url']}",
-                    "migrate_down": f"{py} -m relnb.demo.migrate down --dir {repo}/prisma/migrations --url-env {names['database_url']}",
+                    "rollback": f"{control} {py} -m relnb_demo.deploy --env {env} --rollback",
+                    "migrate": f"{py} -m relnb_demo.migrate deploy --dir {repo}/prisma/migrations --url-env {names['database_url']}",
+                    "migrate_down": f"{py} -m relnb_demo.migrate down --dir {repo}/prisma/migrations --url-env {names['database_url']}",
                     "smoke": f"env BASE_URL={st.base_url} OWNER_TOKEN_ENV={names['owner_token']} PYTHON={py} bash {repo}/scripts/smoke/api-smoke.sh",
                     "build": (
                         f"env IMAGE_PREFIX={self.registry.url} DOCFLOW_PYTHON={py} bash {repo}/scripts/release/build-images.sh"
@@ -1010,11 +1010,11 @@ class DemoStack:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m relnb.demo.stack [--fault NAME[@env]]... --describe-out FILE`: run until Ctrl-C."""
+    """`python -m relnb_demo.stack [--fault NAME[@env]]... --describe-out FILE`: run until Ctrl-C."""
     import argparse
     import tempfile
 
-    parser = argparse.ArgumentParser(prog="python -m relnb.demo.stack")
+    parser = argparse.ArgumentParser(prog="python -m relnb_demo.stack")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--fault", action="append", default=[])
     parser.add_argument("--postgres-url", default=None)

@@ -6,7 +6,7 @@ stack is gone (SIGKILL, OOM) it kills every pid listed in `<workdir>/pids.json` 
 still matches (so a recycled pid is never hit) and removes the embedded Postgres data directory.
 A normal `stop()` ends the reaper last.
 
-`python -m relnb.demo.reaper --parent PID --pids-file PATH`
+`python -m relnb_demo.reaper --parent PID --pids-file PATH`
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def reap(path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m relnb.demo.reaper")
+    parser = argparse.ArgumentParser(prog="python -m relnb_demo.reaper")
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--pids-file", required=True)
     args = parser.parse_args(argv)

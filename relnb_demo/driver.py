@@ -1,6 +1,6 @@
 """`relnb demo`: the whole checklist against the demo stack, headless, with one command.
 
-The stack (relnb.demo.stack) runs docflow's staging and production; this driver turns its
+The stack (relnb_demo.stack) runs docflow's staging and production; this driver turns its
 description into an ordinary relnb project (relnb.toml + secrets in the environment), creates the
 release notebook from the template, runs it through `relnb run` with every action confirmed,
 then prints the gate table. Nothing here is demo-only logic in the gates: the same providers run
@@ -216,9 +216,7 @@ def presign_approvals(
     d: dict[str, Any], config: Any, version: str, skips: dict[str, str]
 ) -> Path:
     """Sign the run's sign-offs and skips in advance, as each person would with `relnb sign`."""
-    from ..release import read_state
-    from ..signing import SigningSettings
-    from ..signing.approvals_file import presign
+    from relnb import SigningSettings, presign, read_state
 
     settings = SigningSettings.from_mapping(config.data["signing"])
     out = config.releases_dir() / version / "approvals.json"
@@ -288,12 +286,19 @@ def run_demo(
     install: bool = True,
     emit: Callable[[str], None] = lambda s: print(s, flush=True),
 ) -> int:
-    from ..config import load_config
-    from ..errors import UsageError
-    from ..headless import RunOptions, load_sign_offs_file, run_notebook
-    from ..redact import register
-    from ..release import Release
-    from ..template import instantiate, review_notebook, template_path
+    from relnb import (
+        Release,
+        RunOptions,
+        UsageError,
+        instantiate_template,
+        load_config,
+        load_sign_offs_file,
+        redact,
+        review_notebook,
+        run_notebook,
+        template_path,
+    )
+
     from .provision import provision
     from .stack import DemoStack, Fault
 
@@ -316,7 +321,7 @@ def run_demo(
         d = stack.describe()
         d["_s3_operator_secret"] = stack.s3.secret_key
         for value in d["env_vars"].values():
-            register(value, "demo-secret")
+            redact.register(value, "demo-secret")
         emit(
             f"relnb demo: stack up in {d['startup_seconds']} s — staging {d['environments']['staging']['base_url']}, "
             f"production {d['environments']['production']['base_url']}"
@@ -326,12 +331,12 @@ def run_demo(
         config_data, env_vars = project_config(d, window)
         for value in env_vars.values():
             if value:
-                register(value, "demo-secret")
+                redact.register(value, "demo-secret")
         (project / "relnb.toml").write_text(to_toml(config_data))
         os.environ.update({k: v for k, v in env_vars.items() if v})
         config = load_config(project / "relnb.toml")
         version = d["new_version"]
-        text, sha = instantiate(template_path(project, "marimo"), version)
+        text, sha = instantiate_template(template_path(project, "marimo"), version)
         nb = project / "notebooks" / f"release-{version}.py"
         nb.parent.mkdir(exist_ok=True)
         nb.write_text(text)

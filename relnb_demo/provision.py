@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import RelnbError
+from relnb import RelnbError
 
 Emit = Callable[[str], None]
 

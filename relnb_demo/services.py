@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("relnb.demo")
+log = logging.getLogger("relnb_demo")
 
 
 def free_port() -> int:
@@ -429,7 +429,7 @@ class BinaryService:
     probe (an HTTP path answering 200) and the stop.
     """
 
-    binary = ""  # the program on PATH (its Debian package installs it; see relnb.demo.provision)
+    binary = ""  # the program on PATH (its Debian package installs it; see relnb_demo.provision)
     ready_path = "/-/ready"
     ready_timeout = 30.0
 

@@ -11,7 +11,7 @@ fail_extraction hit only the big seeded tenant's requests and jobs — the reali
 slow/broken for the largest customer" case — so smoke flows on fresh workspaces keep passing
 while traffic metrics show the damage; `scope: "all"` applies them to every request.
 
-Run: `python -m relnb.demo.app --env staging --port 8081 --version 1.1.0 --sha <40 hex>` with
+Run: `python -m relnb_demo.app --env staging --port 8081 --version 1.1.0 --sha <40 hex>` with
 DATABASE_URL, REDIS_URL, QUEUE_PREFIX, OIDC_ISSUER, ADMIN_TOKEN, CORS_ORIGINS in the environment.
 """
 
@@ -720,7 +720,7 @@ def _watch_parent(parent: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
-    parser = argparse.ArgumentParser(prog="python -m relnb.demo.app")
+    parser = argparse.ArgumentParser(prog="python -m relnb_demo.app")
     parser.add_argument("--env", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--version", required=True)
