@@ -184,6 +184,9 @@ def project_config(d: dict[str, Any], window: str) -> tuple[dict[str, Any], dict
             "large_table_rows": 10000,
         },
         "ci": {"provider": "command", "command": d["ci_command"], "timeout": "5m"},
+        # docflow's own flows (smoke/flows.py in its repository): the checklist's five for B5,
+        # health + login + a workspace + a queue job end to end for D5
+        "smoke": {"python": ["smoke/flows.py"], "staging": list(STAGING_FLOWS), "production": list(PRODUCTION_FLOWS)},
         "monitor": {"window": window, "interval": "3s", "min_samples": 6, "failure_limit": 2, "soak": "24s"},
         "environments": envs,
     }
@@ -200,6 +203,10 @@ def project_config(d: dict[str, Any], window: str) -> tuple[dict[str, Any], dict
             "gates": {"A3": [reviewer["roles"][0]]},
         }
     return config, env_vars
+
+
+STAGING_FLOWS = ("login_me", "create_workspace", "invite_accept", "upload_extraction", "analytics_summary")
+PRODUCTION_FLOWS = ("health", "login_me", "create_workspace", "upload_extraction")
 
 
 def _signer(d: dict[str, Any], who: str) -> dict[str, Any]:

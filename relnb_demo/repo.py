@@ -19,6 +19,13 @@ from pathlib import Path
 
 from . import repo_files as f
 
+# docflow's files kept as real files (what its team would have in their repository)
+APP_REPO = Path(__file__).resolve().parent / "app_repo"
+
+
+def _real(path: str) -> str:
+    return (APP_REPO / path).read_text(encoding="utf-8")
+
 PREVIOUS_VERSION = "1.0.0"
 NEW_VERSION = "1.1.0"
 PREVIOUS_TAG = f"v{PREVIOUS_VERSION}"
@@ -173,6 +180,7 @@ def create_repo(
         {
             "CHANGELOG.md": f.CHANGELOG_100,
             "scripts/smoke/api-smoke.sh": f.API_SMOKE_SH,
+            "smoke/flows.py": _real("smoke/flows.py"),
             "openapi.yaml": f.openapi_yaml(PREVIOUS_VERSION, False),
         },
     )

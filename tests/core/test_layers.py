@@ -19,6 +19,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("relnb.archive",),
     (
         "relnb.release",
+        "relnb.runcontext",
+        "relnb.steps",
+        "relnb.promotion",
+        "relnb.decisions",
+        "relnb.effects",
         "relnb.providers",
         "relnb.state",
         "relnb.checklist",

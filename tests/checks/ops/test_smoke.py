@@ -1,4 +1,5 @@
-"""B5/D5 smoke flows against a real HTTP server implementing the DEMO-API contract."""
+"""The smoke runner with docflow's own flows (relnb_demo's app repository, loaded the way B5 loads
+any team's flow module) against a real HTTP server implementing the DEMO-API contract."""
 
 from __future__ import annotations
 
@@ -8,8 +9,17 @@ import stat
 from pathlib import Path
 
 from relnb.checks.http import smoke
+from relnb.checks.http.flows import load_module, module_flows
 from relnb.redact import Secret
 from relnb.results import Status
+from relnb_demo.driver import PRODUCTION_FLOWS, STAGING_FLOWS
+from relnb_demo.repo import APP_REPO
+
+DOCFLOW = module_flows(load_module("smoke/flows.py", APP_REPO, "relnb.toml", "smoke.python[0]"))
+
+
+def pick(*names: str) -> dict[str, smoke.Flow]:
+    return {n: DOCFLOW[n] for n in names}
 
 
 def _no_tokens(outcome, *tokens) -> None:
@@ -21,11 +31,11 @@ def _no_tokens(outcome, *tokens) -> None:
 
 def test_five_flows_pass_with_per_step_timing(docflow) -> None:
     out = smoke.run_flows(
-        docflow.url, docflow.owner, docflow.member, poll_deadline_s=10, poll_interval_s=0.05
+        docflow.url, docflow.owner, docflow.member, flows=pick(*STAGING_FLOWS), poll_deadline_s=10, poll_interval_s=0.05
     )
     assert out.status is Status.PASSED, out.summary
     flows = {f["flow"]: f for f in out.evidence["flows"]}
-    assert list(flows) == list(smoke.CHECKLIST_FLOWS)
+    assert list(flows) == list(STAGING_FLOWS)
     for f in flows.values():
         assert f["status"] == "passed"
         for step in f["steps"]:
@@ -43,19 +53,19 @@ def test_production_selection_includes_health(docflow) -> None:
     out = smoke.run_flows(
         docflow.url,
         docflow.owner,
-        flows=smoke.PRODUCTION_FLOWS,
+        flows=pick(*PRODUCTION_FLOWS),
         poll_deadline_s=10,
         poll_interval_s=0.05,
     )
     assert out.status is Status.PASSED, out.summary
-    assert [f["flow"] for f in out.evidence["flows"]] == list(smoke.PRODUCTION_FLOWS)
+    assert [f["flow"] for f in out.evidence["flows"]] == list(PRODUCTION_FLOWS)
 
 
 def test_failing_step_has_status_and_scrubbed_body(docflow) -> None:
     docflow.knobs.fail["invites"] = 500
     docflow.knobs.leak_token = True  # the API echoes the Authorization header in its error body
     out = smoke.run_flows(
-        docflow.url, docflow.owner, docflow.member, poll_deadline_s=5, poll_interval_s=0.05
+        docflow.url, docflow.owner, docflow.member, flows=pick(*STAGING_FLOWS), poll_deadline_s=5, poll_interval_s=0.05
     )
     assert out.status is Status.FAILED
     assert "invite_accept" in out.summary and "HTTP 500" in out.summary
@@ -73,7 +83,7 @@ def test_extraction_failure_and_stall(docflow) -> None:
     out = smoke.run_flows(
         docflow.url,
         docflow.owner,
-        flows=["upload_extraction"],
+        flows=pick("upload_extraction"),
         poll_deadline_s=5,
         poll_interval_s=0.05,
     )
@@ -82,7 +92,7 @@ def test_extraction_failure_and_stall(docflow) -> None:
     out = smoke.run_flows(
         docflow.url,
         docflow.owner,
-        flows=["upload_extraction"],
+        flows=pick("upload_extraction"),
         poll_deadline_s=1.0,
         poll_interval_s=0.1,
     )
@@ -93,7 +103,6 @@ def test_extraction_failure_and_stall(docflow) -> None:
 def test_retries_only_where_declared(docflow) -> None:
     calls = {"n": 0}
 
-    @smoke.smoke_flow("flaky_health_test")
     async def flaky(s: smoke.FlowSession):
         calls["n"] += 1
         if calls["n"] == 1:
@@ -117,31 +126,28 @@ def test_retries_only_where_declared(docflow) -> None:
         await task
         return {"attempts": s.steps[-1]["attempts"]}
 
-    try:
-        out = smoke.run_flows(docflow.url, docflow.owner, flows=["flaky_health_test"])
-        assert out.status is Status.PASSED, out.summary
-        assert out.evidence["flows"][0]["steps"][-1]["attempts"] >= 2
-        # undeclared: the same 503 fails at once, one attempt
-        docflow.knobs.fail["health"] = 503
-        before = docflow.knobs.requests
-        out = smoke.run_flows(docflow.url, docflow.owner, flows=["health"])
-        assert out.status is Status.FAILED and "HTTP 503" in out.summary
-        assert docflow.knobs.requests - before == 1
-    finally:
-        smoke.FLOWS.pop("flaky_health_test", None)
+    out = smoke.run_flows(docflow.url, docflow.owner, flows={"flaky_health_test": flaky})
+    assert out.status is Status.PASSED, out.summary
+    assert out.evidence["flows"][0]["steps"][-1]["attempts"] >= 2
+    # undeclared: the same 503 fails at once, one attempt
+    docflow.knobs.fail["health"] = 503
+    before = docflow.knobs.requests
+    out = smoke.run_flows(docflow.url, docflow.owner, flows=pick("health"))
+    assert out.status is Status.FAILED and "HTTP 503" in out.summary
+    assert docflow.knobs.requests - before == 1
 
 
 def test_missing_member_token_is_inconclusive(docflow) -> None:
-    out = smoke.run_flows(docflow.url, docflow.owner, None, flows=["invite_accept"])
+    out = smoke.run_flows(docflow.url, docflow.owner, None, flows=pick("invite_accept"))
     assert out.status is Status.INCONCLUSIVE and "MEMBER_TOKEN" in out.summary
 
 
 def test_bad_token_and_unreachable_fail(docflow, dead_url) -> None:
     wrong = Secret("OWNER_TOKEN_WRONG", "eyJwrong-token-value-123456")
-    out = smoke.run_flows(docflow.url, wrong, flows=["login_me"])
+    out = smoke.run_flows(docflow.url, wrong, flows=pick("login_me"))
     assert out.status is Status.FAILED and "HTTP 401" in out.summary
     out = smoke.run_flows(
-        dead_url, docflow.owner, flows=["health", "login_me"], request_timeout_s=2
+        dead_url, docflow.owner, flows=pick("health", "login_me"), request_timeout_s=2
     )
     assert out.status is Status.FAILED and "ConnectError" in out.summary
     _no_tokens(out, docflow.owner)
@@ -158,9 +164,9 @@ def test_user_flow_bug_is_reported_not_raised(docflow) -> None:
 
 def test_concurrent_wall_is_close_to_slowest_flow(docflow) -> None:
     docflow.knobs.latency_ms = 150
-    conc = smoke.run_flows(docflow.url, docflow.owner, docflow.member, poll_interval_s=0.05)
+    conc = smoke.run_flows(docflow.url, docflow.owner, docflow.member, flows=pick(*STAGING_FLOWS), poll_interval_s=0.05)
     seq = smoke.run_flows(
-        docflow.url, docflow.owner, docflow.member, poll_interval_s=0.05, concurrent=False
+        docflow.url, docflow.owner, docflow.member, flows=pick(*STAGING_FLOWS), poll_interval_s=0.05, concurrent=False
     )
     assert conc.status is Status.PASSED and seq.status is Status.PASSED
     slowest = max(f["ms"] for f in conc.evidence["flows"])

@@ -1,0 +1,160 @@
+"""Decisions people make about gates: sign-offs, waivers, skips, incidents and notes.
+
+Each is journaled with who made it (signed when [signing] is on); none can turn a failure into
+a pass: a sign-off needs evidence that did not fail, a waiver needs an approver and a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .errors import UsageError
+from .gates import GATE_IDS, get_gate
+from .identity import Identity, whoami
+from .results import GateResult, Outcome, Status
+
+Check = Callable[[], Outcome]
+
+
+class Decisions:
+    """Mixed into `Release`: what a person records about a gate."""
+
+    def request_sign_off(
+        self,
+        gate_id: str,
+        *,
+        evidence: Check | None = None,
+        submitted: str | dict[str, Any] | None = None,
+        by: Identity | str | None = None,
+    ) -> GateResult:
+        """A sign-off gate: gather evidence first (once), then wait for a person's sign-off.
+
+        `submitted` is what the notebook's form returned (a note), or None; headless runs take
+        sign-offs from `relnb run --sign-off`. Without one the gate stays `pending`.
+        """
+        spec = get_gate(gate_id)
+        gs = self.state.gates[spec.id]
+        rerun = spec.id in self.context.rerun
+        if gs.sign_off is not None and not rerun:
+            return self.result(spec.id)
+        if evidence is not None and (gs.result is None or rerun):
+            self.execute(spec.id, as_pending(evidence), event="gate", forced=rerun)
+        provided = self.context.sign_offs.get(spec.id)
+        if submitted is not None:
+            note = submitted.get("note", "") if isinstance(submitted, dict) else str(submitted)
+            return self.sign_off(spec.id, by=by or whoami(), note=note)
+        if provided is not None:
+            return self.sign_off(
+                spec.id, by=provided.get("by") or whoami(), note=provided.get("note", ""), approval=provided.get("approval")
+            )
+        return self.result(spec.id)
+
+    def sign_off(
+        self, gate_id: str, *, by: Identity | str | None = None, note: str = "", approval: Any = None
+    ) -> GateResult:
+        spec = get_gate(gate_id)
+        who = Identity.parse(by) if by else whoami()
+        base = self.state.gates[spec.id].result
+        if base is not None and base.status is Status.FAILED:
+            raise UsageError(
+                f"{spec.id} evidence failed ({base.summary}); a sign-off cannot turn a failure into a pass",
+                gate=spec.id,
+                fix="fix the cause and re-run the gate, or record a waiver with an approver and reason",
+            )
+        requires = base.evidence.get("sign_off_requires") if base else None
+        if requires and not note.strip():
+            raise UsageError(
+                f"{spec.id} sign-off needs a note: {requires}",
+                gate=spec.id,
+                fix="describe it in the sign-off note",
+            )
+        grant = self.approval("sign-off", spec.id, note, presigned=approval)
+        extra = grant.payload() if grant else {}
+        if grant:
+            who = Identity.parse(grant.identity)
+        self.journal.append("sign-off", {"gate": spec.id, "by": who.to_dict(), "note": note, **extra})
+        return self.result(spec.id)
+
+    def waive(self, gate_id: str, *, approver: Identity | str, reason: str) -> GateResult:
+        spec = get_gate(gate_id)
+        if not reason or not reason.strip():
+            raise UsageError(f"a waiver of {spec.id} needs a reason", gate=spec.id, fix="say why it is acceptable")
+        current = self.result(spec.id)
+        if not current.status.is_failure:
+            raise UsageError(
+                f"{spec.id} is {current.status}; only failed, inconclusive or interrupted gates can be waived",
+                gate=spec.id,
+            )
+        who = Identity.parse(approver)
+        grant = self.approval("waiver", spec.id, reason)
+        if grant:
+            who = Identity.parse(grant.identity)
+        self.journal.append(
+            "waiver",
+            {"gate": spec.id, "approver": who.to_dict(), "reason": reason, "waives": str(current.status),
+             **(grant.payload() if grant else {})},
+        )
+        return self.result(spec.id)
+
+    def skip(self, gate_id: str, *, reason: str, by: Identity | str | None = None) -> GateResult:
+        spec = get_gate(gate_id)
+        if not spec.optional:
+            raise UsageError(
+                f"{spec.id} is not optional; only {', '.join(g for g in GATE_IDS if get_gate(g).optional)} can be skipped",
+                gate=spec.id,
+                fix="run it, or waive a failure with an approver and reason",
+            )
+        if not reason.strip():
+            raise UsageError(f"skipping {spec.id} needs a reason", gate=spec.id)
+        current = self.result(spec.id)
+        if current.status is Status.SKIPPED:
+            return current
+        who = Identity.parse(by) if by else whoami()
+        grant = self.approval("skip", spec.id, reason)
+        if grant:
+            who = Identity.parse(grant.identity)
+        self.journal.append("skip", {"gate": spec.id, "by": who.to_dict(), "reason": reason, **(grant.payload() if grant else {})})
+        return self.result(spec.id)
+
+    def incident(
+        self,
+        title: str,
+        *,
+        severity: str = "minor",
+        evidence: dict[str, Any] | None = None,
+        started_at: str | None = None,
+        ended_at: str | None = None,
+        gate: str | None = None,
+        follow_up: str | None = None,
+        test: str | None = None,
+    ) -> dict[str, Any]:
+        if severity not in ("minor", "major", "critical"):
+            raise UsageError(f"incident severity {severity!r}", fix="use minor, major or critical")
+        payload = {
+            "title": title,
+            "severity": severity,
+            "evidence": evidence or {},
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "gate": gate,
+            "follow_up": follow_up,
+            "test": test,
+            "by": whoami().to_dict(),
+        }
+        return self.journal.append("incident", payload).payload
+
+    def note(self, text: str, **data: Any) -> None:
+        self.journal.append("note", {"text": text, **data})
+
+
+def as_pending(evidence: Check) -> Check:
+    """Evidence for a sign-off never passes by itself: a pass becomes `pending` awaiting a person."""
+
+    def run() -> Outcome:
+        out = evidence()
+        if out.status is Status.PASSED:
+            return Outcome(Status.PENDING, f"evidence gathered, awaiting sign-off: {out.summary}", out.evidence)
+        return out
+
+    return run

@@ -1,0 +1,184 @@
+"""Actions: side effects that run exactly once per release, and the rollback made of them.
+
+A finished action returns its recorded result; a failed one is retried only on a person's
+explicit go; one cut off mid-way needs `resume=True`; `force=True` needs a reason. The rollback
+is the E2/E3 plan run as named actions, confirmed by name (or in advance for failures only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .errors import ActionRefused, RelnbError
+from .gates import DEPLOY_GATE, GATE_IDS, GUARDED_SECTION, ROLLBACK_GATE, get_gate
+from .identity import Identity, whoami
+from .results import GateResult, Outcome, Status, StatusTable
+from .runcontext import ROLLBACK_ON_FAILURE, confirmation
+
+Check = Callable[[], Outcome]
+
+
+class Actions:
+    """Mixed into `Release`: run-once side effects and the rollback."""
+
+    def act(
+        self,
+        gate_id: str,
+        fn: Check | None = None,
+        *,
+        confirmed: Any = False,
+        force: bool = False,
+        reason: str | None = None,
+        resume: bool = False,
+        skip: Any = None,
+    ) -> GateResult:
+        """The template's one-liner for an action gate: run the registered provider once.
+
+        `skip` (a reason, or a submitted skip form) declares an optional gate not needed.
+        """
+        from .checklist import provider_for
+        from .gatecontext import GateContext
+
+        spec = get_gate(gate_id)
+        reason_to_skip = getattr(skip, "value", skip) or self.context.skips.get(spec.id)
+        if reason_to_skip and self.result(spec.id).status is not Status.PASSED:
+            return self.skip(spec.id, reason=str(reason_to_skip))
+        provider, manual = provider_for(spec.id)
+        ctx = GateContext(self, spec.id)
+        step: Check = fn or (lambda: provider(ctx))
+        if manual and fn is None:  # not automated yet: an honest sign-off, still behind the guard
+            if not self.result(spec.id).status.ok_for_promotion:
+                refused = self.guard(spec.id)
+                if refused is not None:
+                    return refused
+            return self.request_sign_off(spec.id, evidence=step)
+        return self.action(
+            spec.id, step, confirmed=confirmation(confirmed, spec.id, self), force=force, reason=reason, resume=resume
+        )
+
+    def rollback(self, *, confirmed: Any = False) -> StatusTable:
+        """Run the prepared rollback (E2/E3 plan) as named, journaled, run-once actions."""
+        from .gatecontext import GateContext
+        from .providers import rollback_steps
+
+        title = get_gate(ROLLBACK_GATE).title
+        heading = {get_gate(ROLLBACK_GATE).section: "Rollback"}
+        if self.action_result(DEPLOY_GATE) is None:
+            row = GateResult(ROLLBACK_GATE, Status.PENDING, f"nothing deployed in this release ({DEPLOY_GATE} has not run): no rollback needed", {}, title=title)
+            return StatusTable(self.id, (row,), heading)
+        try:
+            steps = rollback_steps(GateContext(self, ROLLBACK_GATE))
+        except RelnbError as exc:
+            return StatusTable(self.id, (GateResult(ROLLBACK_GATE, Status.FAILED, f"rollback cannot start: {exc}", {}, title=title),), heading)
+        go = confirmation(confirmed, ROLLBACK_GATE, self) or self.context.confirmed("ROLLBACK")
+        if not go and ROLLBACK_ON_FAILURE in self.context.confirm:
+            hurt = self.production_failures()
+            go = bool(hurt)
+            if hurt and any(name not in self.state.actions for name, _ in steps):
+                self.note(
+                    f"rollback confirmed in advance ({ROLLBACK_ON_FAILURE}) and due: "
+                    f"{', '.join(hurt)} did not pass after the deploy",
+                    gates=hurt,
+                )
+        results = []
+        for name, step in steps:
+            res = self.action(ROLLBACK_GATE, step, name=name, confirmed=go, confirm_key="ROLLBACK")
+            results.append(res.with_(gate_id=ROLLBACK_GATE, title=name, summary=f"{name}: {res.summary}"))
+            if res.status is not Status.PASSED:
+                break
+        return StatusTable(self.id, tuple(results), heading)
+
+    def production_failures(self) -> list[str]:
+        """Production gates that ended failed, inconclusive or interrupted: the case in which a
+        rollback confirmed with ROLLBACK-ON-FAILURE goes ahead."""
+        bad = (Status.FAILED, Status.INCONCLUSIVE, Status.INTERRUPTED)
+        return [
+            g for g in GATE_IDS if get_gate(g).section == GUARDED_SECTION and self.result(g).status in bad
+        ]
+
+    def action(
+        self,
+        gate_id: str,
+        fn: Check,
+        *,
+        confirmed: bool = False,
+        name: str | None = None,
+        force: bool = False,
+        reason: str | None = None,
+        resume: bool = False,
+        by: Identity | str | None = None,
+        confirm_key: str | None = None,
+    ) -> GateResult:
+        """Run a side effect once per release.
+
+        `confirmed` is the person's explicit go (a button click); headless runs get it from
+        `relnb run --confirm`. Without it the action is `pending`, never silently skipped.
+        """
+        spec = get_gate(gate_id)
+        key = name or spec.id
+        if force and not (reason and reason.strip()):
+            raise ActionRefused(
+                f"force=True on {key} needs a reason", gate=spec.id, fix="pass reason='why it must run again'"
+            )
+        entry = self.state.actions.get(key)
+        # A person's click (or typed yes) is an explicit "run this now", and may retry a failed
+        # action; a blanket headless --confirm only starts actions that never finished.
+        explicit = confirmed or spec.id in self.context.rerun
+        confirmed = confirmed or self.context.confirmed(confirm_key or spec.id)
+        cut_off = bool(entry) and (
+            entry.get("state") == "running" or entry.get("finished", {}).get("status") == Status.INTERRUPTED
+        )
+        if entry and entry.get("state") == "finished" and not force and not cut_off:
+            finished = entry["finished"]
+            if Status(finished["status"]) is Status.PASSED or not explicit:
+                return self.recorded_action(spec.id, key, finished)
+        if cut_off and not (resume and confirmed) and not force:
+            started = entry["started"]
+            return GateResult(
+                spec.id,
+                Status.INTERRUPTED,
+                f"{key} started at {entry.get('at')} and was cut off: check the system, "
+                f"then confirm it again with resume=True (or `relnb run --resume {spec.id}`)",
+                {"started": started},
+                title=spec.title,
+                recorded=True,
+            )
+        refused = self.guard(spec.id)
+        if refused is not None:
+            return refused
+        if not confirmed:
+            return GateResult(
+                spec.id,
+                Status.PENDING,
+                f"waiting for confirmation to run {key} (click its button, or `relnb run --confirm {spec.id}`)",
+                {},
+                title=spec.title,
+            )
+        who = Identity.parse(by) if by else whoami()
+        extra = {"action": key, "confirmed_by": who.to_dict()}
+        if resume:
+            extra["resumed"] = True
+        return self.execute(
+            spec.id, fn, event="action", forced=force, reason=reason, extra=extra,
+            name=key if key != spec.id else None,
+        )
+
+    def recorded_action(self, gate_id: str, key: str, finished: dict[str, Any]) -> GateResult:
+        spec = get_gate(gate_id)
+        return GateResult(
+            gate_id,
+            Status(finished["status"]),
+            finished.get("summary", ""),
+            finished.get("evidence", {}),
+            finished.get("started_at"),
+            finished.get("finished_at"),
+            finished.get("attempt", 0),
+            spec.title,
+            recorded=True,
+        )
+
+    def action_result(self, key: str) -> dict[str, Any] | None:
+        """The recorded finish of an action (for later gates, e.g. E3 needs D2's snapshot key)."""
+        entry = self.state.actions.get(key)
+        return entry.get("finished") if entry else None
