@@ -26,6 +26,7 @@ from .gatecontext import GateContext
 from .gates import GATE_IDS, GATES, SECTIONS, GateSpec, Kind, get_gate
 from .identity import Identity, whoami
 from .journal import Event, VerifyReport, verify_file
+from .plugins import installed as installed_plugins
 from .redact import Secret, scrub
 from .release import ENV_SIGNOFFS, ROLLBACK_ON_FAILURE, Release, RunContext, find_root, read_state
 from .results import GateResult, Outcome, Status, StatusTable
@@ -90,6 +91,7 @@ __all__ = [
     "find_config",
     "find_root",
     "get_gate",
+    "installed_plugins",
     "instantiate_template",
     "load_config",
     "load_sign_offs_file",

@@ -1,25 +1,27 @@
 """Which code answers each gate: a registry from gate ID to a provider.
 
 A provider takes a `GateContext` (the release, its config, the environment it looks at) and
-returns an `Outcome`. relnb registers its own providers through the same `register_check` a team
-would use to replace one, so the template's cells stay one line each (`release.check("B6")`).
-Providers import their integration lazily: the registry is core, the checks are leaves.
+returns an `Outcome`. relnb's own providers, a plug-in package's (entry point group
+`relnb.checks`, named by gate ID: `C5 = "acme_relnb.checks:grafana"`) and the project's own
+(`register_check` in the notebook) go into one registry; the project's code wins, then an
+installed plug-in, then relnb. The template's cells stay one line each (`release.check("B6")`).
 """
 
 from __future__ import annotations
 
 from .gatecontext import GateContext, Provider
 from .gates import get_gate
+from .plugins import CODE, RELNB, Registry, callable_shape
 from .results import Outcome
 
-_PROVIDERS: dict[str, Provider] = {}
+CHECKS: Registry[Provider] = Registry("gate check", "relnb.checks", callable_shape, plugins_replace_relnb=True)
 _MANUAL: set[str] = set()
 
 
 def register_check(gate_id: str, provider: Provider, *, manual: bool = False) -> None:
-    """Make `provider` answer `gate_id` (replacing relnb's own)."""
+    """Make `provider` answer `gate_id` (replacing relnb's own and any plug-in's)."""
     gid = get_gate(gate_id).id
-    _PROVIDERS[gid] = provider
+    CHECKS.register(gid, provider, origin=CODE, replace=True)
     if manual:
         _MANUAL.add(gid)
     else:
@@ -32,7 +34,10 @@ def provider_for(gate_id: str) -> tuple[Provider, bool]:
         return _manual(gate_id), True
     gid = get_gate(gate_id).id
     _load_builtin()
-    return _PROVIDERS.get(gid, _manual(gid)), gid in _MANUAL or gid not in _PROVIDERS
+    if gid not in CHECKS:
+        return _manual(gid), True
+    plugin = CHECKS.origin(gid) not in (RELNB, CODE)
+    return CHECKS.get(gid), gid in _MANUAL and not plugin
 
 
 def _manual(gate_id: str) -> Provider:
@@ -55,6 +60,7 @@ def _load_builtin() -> None:
     from . import providers
 
     for gid, (fn, manual) in providers.BUILTIN.items():
-        _PROVIDERS.setdefault(gid, fn)
-        if manual:
-            _MANUAL.add(gid)
+        if CHECKS.origin_now(gid) is None:
+            CHECKS.register(gid, fn)
+            if manual:
+                _MANUAL.add(gid)

@@ -121,10 +121,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     state = read_state(args.release, config=_config(args))
+    plugins = relnb.installed_plugins()
     if args.json:
         _out(json.dumps([r.to_dict() for r in state.table().rows], indent=2))
     else:
         _out(repr(state.table()))
+        if plugins:  # what answers a gate, or reads a queue, besides relnb itself
+            _out("plug-ins installed:\n" + "\n".join(f"  {p}" for p in plugins))
     return 0
 
 

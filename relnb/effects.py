@@ -59,8 +59,8 @@ class Actions:
 
     def rollback(self, *, confirmed: Any = False) -> StatusTable:
         """Run the prepared rollback (E2/E3 plan) as named, journaled, run-once actions."""
+        from .actions.gates import rollback_steps
         from .gatecontext import GateContext
-        from .providers import rollback_steps
 
         title = get_gate(ROLLBACK_GATE).title
         heading = {get_gate(ROLLBACK_GATE).section: "Rollback"}

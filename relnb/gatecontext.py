@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import git
 from .config import parse_duration
 from .errors import RelnbError, UsageError
 from .gates import get_gate
@@ -48,6 +49,36 @@ class GateContext:
 
     def duration(self, value: str | float) -> float:
         return parse_duration(value)
+
+    def release_sha(self) -> str | None:
+        """The SHA being released: recorded when the release was created, else the repo's HEAD."""
+        return self.release.info.get("git_sha") or git.output(self.repo(), "rev-parse", "HEAD")
+
+    def previous_tag(self) -> str | None:
+        """The release before this one: project.previous_tag, else the newest tag with the prefix."""
+        project = self.config.project
+        if project["previous_tag"]:
+            return project["previous_tag"]
+        own = f"{project['tag_prefix']}{self.release.info.get('version')}"
+        return git.newest_tag(self.repo(), self.release_sha() or "HEAD", project["tag_prefix"], exclude=own)
+
+    def env_secret(self, env_name: str, field: str) -> Any:
+        """The secret an environment's `<field>` (an `_env` key) names, or None when unset."""
+        var = self.env(env_name)[field]
+        return self.secret(var, f"environments.{env_name}.{field}") if var else None
+
+    def aws_client(self, backups: dict[str, Any], service: str = "s3") -> Any:
+        """A boto3 client for the production backups' endpoint, region and credentials."""
+        import boto3
+
+        kw = {"region_name": backups["region"]}
+        if backups["endpoint_url"]:
+            kw["endpoint_url"] = backups["endpoint_url"]
+        if backups["access_key_env"] and backups["secret_key_env"]:
+            where = "environments.production.backups"
+            kw["aws_access_key_id"] = self.secret(backups["access_key_env"], f"{where}.access_key_env").reveal()
+            kw["aws_secret_access_key"] = self.secret(backups["secret_key_env"], f"{where}.secret_key_env").reveal()
+        return boto3.client(service, **kw)
 
 
 def not_configured(key: str, fix: str) -> Outcome:

@@ -25,6 +25,37 @@ from .redact import scrub
 
 T = TypeVar("T")
 RELNB = "relnb"  # the origin of relnb's own registrations
+CODE = "code"  # registered by the project's own code (e.g. register_check in the notebook)
+
+# Every entry point group relnb reads, with what one entry point contributes.
+GROUPS = {
+    "relnb.checks": "gate check (entry point name: the gate ID)",
+    "relnb.queue_inspectors": "queue kind",
+    "relnb.flows": "smoke flows",
+}
+
+
+@dataclass(frozen=True)
+class Installed:
+    group: str
+    name: str
+    value: str
+    distribution: str
+
+    def __str__(self) -> str:
+        return f"{self.group}: {self.name} = {self.value} ({self.distribution})"
+
+
+def installed() -> list[Installed]:
+    """The plug-ins installed packages declare, without importing any of them (for `relnb status`)."""
+    from importlib.metadata import entry_points
+
+    out = []
+    for group in GROUPS:
+        for ep in entry_points(group=group):
+            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "unknown distribution"
+            out.append(Installed(group, ep.name, ep.value, dist))
+    return sorted(out, key=lambda i: (i.group, i.name))
 
 
 @dataclass(frozen=True)
@@ -41,10 +72,19 @@ class Registry(Generic[T]):
     states its Protocol at the door instead of failing later in the middle of a release.
     """
 
-    def __init__(self, what: str, group: str, shape: Callable[[Any], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        what: str,
+        group: str,
+        shape: Callable[[Any], str | None] | None = None,
+        *,
+        plugins_replace_relnb: bool = False,
+    ) -> None:
         self.what = what
         self.group = group
         self._shape = shape
+        # a plug-in may take over relnb's own implementation of a name (a team's check for a gate)
+        self._plugins_replace = plugins_replace_relnb
         self._items: dict[str, Registration[T]] = {}
         self._loaded = False
 
@@ -81,10 +121,24 @@ class Registry(Generic[T]):
                     key=f"{self.group}:{ep.name}",
                     fix=f"fix or uninstall {dist.name if dist else 'the package providing it'}",
                 ) from None
+            current = self._items.get(ep.name)
+            if current is not None and current.origin == CODE:
+                continue  # the project's own code chose explicitly; it wins over what is installed
+            replace = current is not None and current.origin == RELNB and self._plugins_replace
             try:
-                self.register(ep.name, value, origin=origin)
+                self.register(ep.name, value, origin=origin, replace=replace)
             except UsageError as exc:
                 raise ConfigError(str(exc), key=f"{self.group}:{ep.name}", fix=exc.fix) from None
+
+    def origin_now(self, name: str) -> str | None:
+        """Who registered `name` so far, without reading entry points (relnb filling in its own)."""
+        reg = self._items.get(name)
+        return reg.origin if reg else None
+
+    def origin(self, name: str) -> str | None:
+        self._load_entry_points()
+        reg = self._items.get(name)
+        return reg.origin if reg else None
 
     def get(self, name: str) -> T:
         self._load_entry_points()

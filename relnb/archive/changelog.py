@@ -297,10 +297,8 @@ def find_previous_tag(repo: Path, project: dict[str, Any], version: str, sha: st
 
 def f3_changelog(ctx: GateContext) -> Outcome:
     """F3 action: write this release's section into the repository's CHANGELOG.md."""
-    from ..providers import release_sha
-
     repo = ctx.repo()
-    sha = release_sha(ctx)
+    sha = ctx.release_sha()
     if not sha:
         return Outcome.failed(f"{repo} is not a git repository with commits: set project.repo")
     prev = find_previous_tag(repo, ctx.config.project, str(ctx.release.info.get("version")), sha)

@@ -27,12 +27,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "relnb.providers",
         "relnb.state",
         "relnb.checklist",
-        "relnb.gatecontext",
         "relnb.watch",
         "relnb.template",
         "relnb.junit",
     ),
-    ("relnb.checks", "relnb.actions", "relnb.metrics", "relnb.signing"),
+    # gatecontext: what a gate's provider gets; the providers sit next to their checks
+    ("relnb.checks", "relnb.actions", "relnb.metrics", "relnb.signing", "relnb.gatecontext"),
     (
         "relnb.errors",
         "relnb.redact",

@@ -295,8 +295,8 @@ def test_d4_reads_the_running_version_where_b1_does(release, tmp_path):
             f'[environments.production.commands]\ndeploy = "touch {marker}"\n'
         )
         release.config = relnb.load_config(cfg)
+        from relnb.actions.gates import deploy
         from relnb.gatecontext import GateContext
-        from relnb.providers import deploy
 
         out = deploy(GateContext(release, "D4"))
         assert marker.exists()

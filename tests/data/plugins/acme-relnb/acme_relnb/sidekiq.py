@@ -63,8 +63,8 @@ class SidekiqInspector:
                     oldest_waiting=oldest,
                     active_jobs=tuple(active),
                     completed_since_previous=None if before is None else max(0, processed - int(before)),
+                    # Sidekiq counts processed jobs for all queues together
                     state={"processed": processed},
-                    notes=("Sidekiq counts processed jobs for all queues together",),
                 )
             )
         return QueueSnapshot(self.kind, now, tuple(stats))

@@ -1,0 +1,160 @@
+"""Providers of the action gates (B3 build, D1 safe mode, D2 snapshot, D4 deploy, F1 tag) and the
+rollback's steps: what each side effect is for this project, run once by the release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import git
+from ..checks.migrations.gates import rollback_plan
+from ..config import parse_duration
+from ..gatecontext import GateContext, command_action, not_configured
+from ..redact import scrub
+from ..results import Outcome, Status
+
+
+def snapshot(ctx: GateContext) -> Outcome:
+    """D2: pg_dump → S3 (or an RDS snapshot) when backups are configured, else the snapshot command."""
+    from . import snapshot as snap
+
+    b = ctx.env("production")["backups"]
+    if b["kind"] == "rds" and b["instance"]:
+        return snap.take_snapshot_rds(b["instance"], f"relnb-{ctx.release.id}".replace(".", "-"), client=ctx.aws_client(b, "rds"))
+    if b["bucket"]:
+        db = ctx.env_secret("production", "database_url_env")
+        if db is None:
+            return not_configured("environments.production.database_url_env", "name the env var with the production DB URL")
+        prefix = (b["prefix"].rstrip("/") + "/relnb-snapshots").lstrip("/")
+        return snap.take_snapshot_s3(db.reveal(), b["bucket"], prefix, label=f"release-{ctx.release.id}", client=ctx.aws_client(b))
+    return command_action(ctx, "snapshot")
+
+
+def build_images(ctx: GateContext) -> Outcome:
+    return command_action(ctx, "build")
+
+
+def safe_mode(ctx: GateContext) -> Outcome:
+    return command_action(ctx, "safe_mode_on")
+
+
+def deploy(ctx: GateContext) -> Outcome:
+    """D4: deploy (command or Coolify), then /version must show the released SHA."""
+    from .deploy import deploy_and_verify, deploy_coolify
+
+    env = ctx.env("production")
+    sha = ctx.release_sha() or ""
+    cool = env["coolify"]
+    if cool["api_url"]:
+        token = ctx.secret(cool["token_env"], "environments.production.coolify.token_env")
+
+        def step() -> Outcome:
+            return deploy_coolify(cool["api_url"], token, uuid=cool["uuid"], tag=cool["tag"])
+    else:
+
+        def step() -> Outcome:
+            return command_action(ctx, "deploy", extra_env={"RELNB_SHA": sha})
+
+    if not env["version_path"]:
+        done = step()
+        note = "not verified against /version: environments.production.version_path is empty"
+        return Outcome(done.status, f"{done.summary} ({note})", {**done.evidence, "sha": sha, "version_check": note})
+    out = deploy_and_verify(step, **_version_probe(env), expected=sha)
+    return Outcome(out.status, out.summary, {**out.evidence, "sha": sha})
+
+
+def git_tag(ctx: GateContext) -> Outcome:
+    """F1: annotated tag at the SHA that was deployed; refuses a tag that points elsewhere."""
+    repo = ctx.repo()
+    version = str(ctx.release.info.get("version"))
+    tag = f"{ctx.config.project['tag_prefix']}{version}"
+    deployed = ctx.release.action_result("D4")
+    sha = (deployed or {}).get("evidence", {}).get("sha") or ctx.release.info.get("git_sha")
+    if not sha:
+        return Outcome.failed("no deployed SHA in the journal and no git SHA at release creation")
+
+    existing = git.run(repo, "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}")
+    if existing.returncode == 0:
+        at = existing.stdout.strip()
+        if at == sha:
+            return Outcome.passed(f"tag {tag} already at {sha[:12]}", tag=tag, sha=sha, created=False)
+        return Outcome.failed(
+            f"tag {tag} exists at {at[:12]}, not at the deployed {sha[:12]}: refusing to move it",
+            tag=tag, tag_sha=at, deployed_sha=sha,
+        )
+    state = ctx.release.state
+    counts = state.table().counts()
+    message = f"Release {version}\n\nrelnb release {ctx.release.id}: " + ", ".join(
+        f"{n} {s}" for s, n in sorted(counts.items())
+    )
+    made = git.run(repo, "tag", "-a", tag, sha, "-m", message)
+    if made.returncode != 0:
+        return Outcome.failed(f"git tag failed: {scrub(made.stderr.strip())[:200]}", tag=tag, sha=sha)
+    return Outcome.passed(f"created annotated tag {tag} at {sha[:12]}", tag=tag, sha=sha, created=True)
+
+
+def _version_probe(env: dict[str, Any]) -> dict[str, Any]:
+    """Where D4 and the rollback redeploy read the running version: the same endpoint as B1."""
+    return {
+        "base_url": env["base_url"],
+        "path": env["version_path"],
+        "fields": (env["version_field"],),
+        "timeout_s": parse_duration(env["version_timeout"]),
+    }
+
+
+def rollback_steps(ctx: GateContext) -> list[tuple[str, Callable[[], Outcome]]]:
+    """The rollback the plan calls for, as named actions: redeploy the previous version first (old
+    code runs on the expanded schema), then undo the schema when the migrations are reversible."""
+    from .deploy import deploy_and_verify
+
+    env = ctx.env("production")
+    tag = ctx.previous_tag()
+    prev_sha = git.output(ctx.repo(), "rev-parse", f"{tag}^{{commit}}") if tag else None
+    prev_version = tag[len(ctx.config.project["tag_prefix"]):] if tag else ""
+
+    def redeploy() -> Outcome:
+        if not prev_sha:
+            return Outcome.failed("no previous release tag to roll back to: set project.previous_tag")
+        name = "rollback" if env["commands"]["rollback"] else "deploy"
+        extra = {"RELNB_VERSION": prev_version, "RELNB_SHA": prev_sha, "RELNB_ROLLBACK": "1"}
+
+        def step() -> Outcome:
+            return command_action(ctx, name, extra_env=extra)
+
+        if not env["version_path"]:
+            return step()
+        return deploy_and_verify(step, **_version_probe(env), expected=prev_sha)
+
+    steps: list[tuple[str, Callable[[], Outcome]]] = [("rollback-redeploy", redeploy)]
+    # the plan this release recorded at E3 is the one to follow (and needs no repository, so a
+    # replay elsewhere shows the same steps); work it out now only when E3 has not settled
+    recorded = ctx.release.result("E3")
+    if recorded.recorded and recorded.status is Status.PASSED:
+        plan: Any = recorded
+    else:
+        try:
+            plan = rollback_plan(GateContext(ctx.release, "E3"))
+        except Exception as exc:
+            reason = scrub(f"{type(exc).__name__}: {exc}")[:200]
+            steps.append(("rollback-plan", lambda: Outcome.failed(f"cannot tell the rollback plan (E3): {reason}")))
+            return steps
+    if plan.evidence.get("applies") and plan.evidence.get("plan", "").startswith("run down"):
+        if env["commands"]["migrate_down"]:
+            steps.append(("rollback-down-migration", lambda: command_action(ctx, "migrate_down")))
+        else:
+
+            def restore() -> Outcome:
+                from .snapshot import restore_from_evidence
+
+                d2 = ctx.release.action_result("D2")
+                if not d2 or d2.get("status") != "passed":
+                    return Outcome.failed("no D2 snapshot recorded in this release to restore")
+                db = ctx.env_secret("production", "database_url_env")
+                if db is None:
+                    return not_configured("environments.production.database_url_env", "name the production DB URL env var")
+                return restore_from_evidence(db.reveal(), d2.get("evidence", {}), client=ctx.aws_client(env["backups"]))
+
+            steps.append(("rollback-restore-snapshot", restore))
+    return steps

@@ -1,0 +1,135 @@
+"""Providers of the ops gates: A1 CI, A6 runbooks, B4 deploy artifacts, C2 backups, C4 secrets,
+C5 dashboards/alerts, E1 previous images: relnb.toml in, the check under relnb.checks.ops called.
+"""
+
+from __future__ import annotations
+
+from ...config import parse_duration
+from ...gatecontext import GateContext, not_configured
+from ...results import Outcome
+
+
+def ci_checks(ctx: GateContext) -> Outcome:
+    ci = ctx.config.data["ci"]
+    from . import ci as ci_checks_mod
+
+    if ci["provider"] == "command":
+        if not ci["command"]:
+            return not_configured("ci.command", "set the test command to run, e.g. `pytest -q`")
+        return ci_checks_mod.check_ci_command(ci["command"], ctx.repo(), timeout_s=parse_duration(ci["timeout"]))
+
+    if not ci["github_repo"]:
+        return not_configured("ci.github_repo", "set owner/name of the GitHub repository")
+    token = ctx.secret(ci["token_env"], "ci.token_env") if ci["token_env"] else None
+    sha = ctx.release.info.get("git_sha")
+    return ci_checks_mod.check_ci_github(
+        ci["github_repo"],
+        sha,
+        token=token,
+        api_url=ci["api_url"],
+        required=ci["required_checks"] or None,
+        branch=ctx.config.project["main_branch"],
+    )
+
+
+def runbooks(ctx: GateContext) -> Outcome:
+    from .repo_files import check_runbooks
+
+    sha = ctx.release_sha()
+    if not sha:
+        return Outcome.inconclusive(f"{ctx.repo()} is not a git repository with commits: set project.repo")
+    return check_runbooks(ctx.repo(), sha, ctx.config.project["runbooks"])
+
+
+def deploy_artifacts(ctx: GateContext) -> Outcome:
+    import os
+
+    from .repo_files import check_deploy_artifacts, dotenv_keys
+
+    project = ctx.config.project
+    if not project["deploy_artifacts"] and not project["env_templates"]:
+        return not_configured("project.deploy_artifacts", "list the compose templates and scripts a deploy needs")
+    env = ctx.env("production")
+    provided: set[str] = set(os.environ)
+    if env["secrets"]["dotenv"]:
+        dotenv = ctx.config.root / env["secrets"]["dotenv"]
+        if not dotenv.is_file():
+            return Outcome.failed(f"dotenv file {dotenv} (environments.production.secrets.dotenv) does not exist")
+        provided = dotenv_keys(dotenv)
+    return check_deploy_artifacts(
+        ctx.repo(), ctx.release_sha() or "HEAD", project["deploy_artifacts"], project["env_templates"], provided,
+        environment="production",
+    )
+
+
+def previous_images(ctx: GateContext) -> Outcome:
+    from .registry import check_previous_tags
+
+    env = ctx.env("production")
+    reg = env["registry"]
+    if not reg["url"] or not reg["repositories"]:
+        return not_configured("environments.production.registry", "set url and repositories (api, worker)")
+    tag = ctx.previous_tag()
+    image_tag = tag[len(ctx.config.project["tag_prefix"]):] if tag else None
+    kwargs = {}
+    if reg["username_env"] and reg["password_env"]:
+        kwargs = {
+            "username": ctx.secret(reg["username_env"], "environments.production.registry.username_env").reveal(),
+            "password": ctx.secret(reg["password_env"], "environments.production.registry.password_env"),
+        }
+    return check_previous_tags(reg["url"], reg["repositories"], image_tag, **kwargs)
+
+
+def backup_available(ctx: GateContext) -> Outcome:
+    from .backups import check_rds_snapshots, check_s3_backup
+
+    b = ctx.env("production")["backups"]
+    max_h = parse_duration(b["max_age"]) / 3600
+    if b["kind"] == "rds":
+        if not b["instance"]:
+            return not_configured("environments.production.backups.instance", "name the RDS instance")
+        return check_rds_snapshots(b["instance"], max_age_hours=max_h, client=ctx.aws_client(b, "rds"))
+    if not b["bucket"]:
+        return not_configured("environments.production.backups.bucket", "name the S3 bucket holding the backups")
+    return check_s3_backup(b["bucket"], b["prefix"], max_age_hours=max_h, client=ctx.aws_client(b))
+
+
+def secrets_exist(ctx: GateContext) -> Outcome:
+    import os
+
+    from .secrets import check_secrets
+
+    sec = ctx.env("production")["secrets"]
+    if not sec["required"]:
+        return not_configured("environments.production.secrets.required", "list the secrets production needs")
+    probes = {p["name"]: p for p in sec["probes"]}
+    specs = []
+    for name in sec["required"]:
+        spec = {"name": name, "source": sec["source"]}
+        if sec["source"] == "dotenv":
+            spec["path"] = str(ctx.config.root / (sec["dotenv"] or ".env"))
+        p = probes.get(name)
+        if p:
+            spec["kind"] = p["kind"]
+            opts = {k: p[k] for k in ("bucket", "endpoint_url", "region", "access_key_id_from") if p[k]}
+            if opts:
+                spec["options"] = opts
+        specs.append(spec)
+    return check_secrets(specs, env=os.environ)
+
+
+def dashboards_alerts(ctx: GateContext) -> Outcome:
+    from .observability import check_observability
+
+    o = ctx.env("production")["observability"]
+    if not o["prometheus_url"]:
+        return not_configured("environments.production.observability.prometheus_url", "set the Prometheus URL")
+    dsn = ctx.secret(o["error_tracking_dsn_env"], "environments.production.observability.error_tracking_dsn_env") if o["error_tracking_dsn_env"] else None
+    return check_observability(
+        o["prometheus_url"],
+        expected_jobs=o["expected_jobs"] or None,
+        expected_alerts=o["expected_alerts"],
+        alertmanager_url=o["alertmanager_url"],
+        error_tracking_dsn=dsn,
+        settle_s=parse_duration(o["settle"]),
+    )
