@@ -23,7 +23,7 @@ import boto3
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from relnb.actions import snapshot
+from relnb.actions import pgtools, snapshot
 
 ADMIN = os.environ.get("RELNB_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TARGET_MB = float(os.environ.get("RELNB_BENCH_DB_MB", "100"))
@@ -86,7 +86,7 @@ def main() -> None:
         s3.create_bucket(Bucket="bench")
         with psycopg.connect(url) as c:
             major = c.info.server_version // 10000
-        tool = snapshot.find_pg_tool("pg_dump", major)
+        tool = pgtools.find_pg_tool("pg_dump", major)
         assert tool, "no suitable pg_dump"
 
         t0 = time.perf_counter()

@@ -306,8 +306,9 @@ def run_demo(
         template_path,
     )
 
+    from .faults import Fault
     from .provision import provision
-    from .stack import DemoStack, Fault
+    from .stack import DemoStack
 
     for f in faults:  # a misspelt fault is a usage error before anything is installed or started
         try:

@@ -25,7 +25,8 @@ import sys
 import time
 from typing import Any
 
-from .app import BIG_TENANT, QUEUE_NAME, FaultStore, counter_key
+from .faults import FaultStore, counter_key
+from .settings import BIG_TENANT, QUEUE_NAME
 
 # Demo-sized BullMQ settings: a hung replica's lock expires within 10 s; the stall check runs
 # every 15 s; a job may stall many times before BullMQ gives up (stalls are not DLQ entries here).

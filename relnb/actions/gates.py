@@ -146,7 +146,7 @@ def rollback_steps(ctx: GateContext) -> list[tuple[str, Callable[[], Outcome]]]:
         else:
 
             def restore() -> Outcome:
-                from .snapshot import restore_from_evidence
+                from .restore import restore_from_evidence
 
                 d2 = ctx.release.action_result("D2")
                 if not d2 or d2.get("status") != "passed":

@@ -1,4 +1,4 @@
-"""D2 fresh DB snapshot (pg_dump → S3, or an RDS snapshot) and E3 restore (S3 → pg_restore).
+"""D2 fresh DB snapshot (pg_dump → S3, or an RDS snapshot); E3's restore is relnb.actions.restore.
 
 The dump is streamed: pg_dump's stdout is hashed and uploaded in multipart parts as it is
 produced, so no local copy of a production database is ever written. Row counts are taken in
@@ -6,128 +6,27 @@ the very snapshot pg_dump reads (`pg_export_snapshot()` + `pg_dump --snapshot`),
 restore prove "rows back" exactly rather than approximately. The checksum is recorded in the
 outcome (the journal) and in a `<key>.sha256` object next to the dump; E3 refuses a dump whose
 bytes no longer match.
-
-pg_dump/pg_restore must be at least the server's major version (and pg_restore at least the
-dump's): the tool is chosen among the machine's PostgreSQL installs and named in evidence.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
-import re
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from ..redact import scrub
 from ..results import Outcome
+from .pgtools import MIB, count_rows, download, drain, find_pg_tool, libpq_args, s3_client
 
-MIB = 1024 * 1024
 DEFAULT_PART_SIZE = 16 * MIB  # S3 minimum part size is 5 MiB (except the last part)
-MAX_COUNT_TABLES = 500
 UPLOAD_WORKERS = 3
-
-
-# --------------------------------------------------------------------------------------------
-# PostgreSQL tools
-
-
-def _tool_dirs() -> list[Path]:
-    dirs: list[Path] = []
-    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin")):
-        dirs.append(d)
-    spec = importlib.util.find_spec("pgserver")
-    if spec and spec.origin:  # pgserver bundles PostgreSQL; located without importing it
-        dirs.append(Path(spec.origin).parent / "pginstall" / "bin")
-    return dirs
-
-
-def tool_major(path: str) -> int | None:
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    m = re.search(r"\(PostgreSQL\)\s+(\d+)", out.stdout)
-    return int(m.group(1)) if m else None
-
-
-def find_pg_tool(tool: str, min_major: int, explicit: str | None = None) -> tuple[str, int] | None:
-    """The installed `tool` with the smallest major version ≥ `min_major` (or the explicit one)."""
-    if explicit:
-        major = tool_major(explicit)
-        return (explicit, major) if major is not None and major >= min_major else None
-    seen: dict[str, int] = {}
-    candidates = [shutil.which(tool)] + [str(d / tool) for d in _tool_dirs()]
-    for c in candidates:
-        if not c or not os.access(c, os.X_OK):
-            continue
-        real = os.path.realpath(c)
-        if real in seen:
-            continue
-        major = tool_major(c)
-        if major is not None:
-            seen[c] = major
-    fits = sorted(((m, p) for p, m in seen.items() if m >= min_major))
-    return (fits[0][1], fits[0][0]) if fits else None
-
-
-def _libpq_args(db_url: str) -> tuple[str, dict[str, str]]:
-    """A keyword conninfo without the password, and the env that carries the password."""
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    params = conninfo_to_dict(db_url)
-    password = params.pop("password", None)
-    env = {"PGPASSWORD": str(password)} if password else {}
-    return make_conninfo(**{k: str(v) for k, v in params.items()}), env
-
-
-def _tables(conn: Any) -> list[tuple[str, str]]:
-    rows = conn.execute(
-        "select schemaname, tablename from pg_tables "
-        "where schemaname not in ('pg_catalog', 'information_schema') "
-        "and schemaname not like 'pg_toast%' order by 1, 2"
-    ).fetchall()
-    return [(r[0], r[1]) for r in rows]
-
-
-def count_rows(conn: Any, limit: int = MAX_COUNT_TABLES) -> dict[str, int]:
-    from psycopg import sql
-
-    out: dict[str, int] = {}
-    for schema, table in _tables(conn)[:limit]:
-        q = sql.SQL("select count(*) from {}.{}").format(
-            sql.Identifier(schema), sql.Identifier(table)
-        )
-        out[f"{schema}.{table}"] = int(conn.execute(q).fetchone()[0])
-    return out
-
-
-def _s3_client(client: Any, endpoint_url: str | None, region_name: str | None) -> Any:
-    if client is not None:
-        return client
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region_name)
-
-
-def _drain(stream: Any, sink: list[bytes]) -> threading.Thread:
-    def run() -> None:
-        for chunk in iter(lambda: stream.read(65536), b""):
-            sink.append(chunk)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,8 +86,8 @@ def take_snapshot_s3(
         snap = conn.execute("select pg_export_snapshot()").fetchone()[0]
         if with_row_counts:
             ev["row_counts"] = count_rows(conn)
-        conninfo, pwenv = _libpq_args(db_url)
-        s3 = _s3_client(client, endpoint_url, region_name)
+        conninfo, pwenv = libpq_args(db_url)
+        s3 = s3_client(client, endpoint_url, region_name)
         result = _stream_dump_to_s3(
             [tool[0], "--format=custom", "--no-owner", f"--snapshot={snap}", "--dbname", conninfo],
             {**os.environ, **pwenv},
@@ -223,7 +122,7 @@ def take_snapshot_s3(
                 f"D2: stored object is {head['ContentLength']} bytes, streamed {size}", **ev
             )
         if verify == "download":
-            got, _ = _download(s3, bucket, key, None)
+            got, _ = download(s3, bucket, key, None)
             ev["verified"] = "download sha256"
             if got != digest:
                 return Outcome.failed(
@@ -264,7 +163,7 @@ def _stream_dump_to_s3(
     )
     assert proc.stdout is not None and proc.stderr is not None
     err_chunks: list[bytes] = []
-    err_thread = _drain(proc.stderr, err_chunks)
+    err_thread = drain(proc.stderr, err_chunks)
     timer = threading.Timer(timeout_s, proc.kill)
     timer.start()
     digest = hashlib.sha256()
@@ -351,30 +250,6 @@ def _finish_part(in_flight: list[tuple[int, Future[Any]]], parts: list[dict[str,
     parts.append({"PartNumber": n, "ETag": fut.result()["ETag"]})
 
 
-def _download(s3: Any, bucket: str, key: str, dest: Path | None) -> tuple[str, int]:
-    """Stream an object, hashing it; written to `dest` when given. Returns (sha256, size)."""
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    digest = hashlib.sha256()
-    size = 0
-    with open(dest, "wb") if dest else _NullFile() as fh:
-        for chunk in iter(lambda: body.read(MIB), b""):
-            digest.update(chunk)
-            size += len(chunk)
-            fh.write(chunk)
-    return digest.hexdigest(), size
-
-
-class _NullFile:
-    def __enter__(self) -> _NullFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-
 # --------------------------------------------------------------------------------------------
 # D2: RDS
 
@@ -442,136 +317,4 @@ def take_snapshot_rds(
     )
 
 
-# --------------------------------------------------------------------------------------------
-# E3: restore
 
-
-def restore_snapshot_s3(
-    db_url: str,
-    bucket: str,
-    key: str,
-    *,
-    expected_sha256: str | None = None,
-    expected_rows: Mapping[str, int] | None = None,
-    dump_major: int | None = None,
-    endpoint_url: str | None = None,
-    region_name: str | None = None,
-    client: Any = None,
-    pg_restore: str | None = None,
-    timeout_s: float = 3600.0,
-) -> Outcome:
-    """Download the dump, check its SHA-256, `pg_restore --clean --if-exists` into `db_url`, and
-    compare row counts with the ones recorded at snapshot time. Without `expected_sha256` the
-    `<key>.sha256` object is used; a dump with no checksum at all is not restored."""
-    import psycopg
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    ev: dict[str, Any] = {"bucket": bucket, "key": key}
-    s3 = _s3_client(client, endpoint_url, region_name)
-    t0 = time.perf_counter()
-    try:
-        if not expected_sha256:
-            try:
-                side = s3.get_object(Bucket=bucket, Key=key + ".sha256")["Body"].read().decode()
-                expected_sha256 = side.split()[0]
-                ev["checksum_from"] = f"{key}.sha256"
-            except ClientError:
-                return Outcome.failed(
-                    f"E3: no recorded checksum for s3://{bucket}/{key}; refusing to restore", **ev
-                )
-        with tempfile.TemporaryDirectory(prefix="relnb-restore-") as tmp:
-            dump = Path(tmp) / "db.dump"
-            got, size = _download(s3, bucket, key, dump)
-            ev.update(size_bytes=size, sha256=got)
-            if got != expected_sha256:
-                return Outcome.failed(
-                    f"E3: dump checksum {got[:12]}… differs from recorded {expected_sha256[:12]}…; not restored",
-                    **ev,
-                )
-            try:
-                with psycopg.connect(db_url, connect_timeout=10) as conn:
-                    server_major = conn.info.server_version // 10000
-            except psycopg.Error as exc:
-                return Outcome.failed(
-                    f"E3: cannot connect to the target database: {scrub(str(exc))[:200]}", **ev
-                )
-            need = max(server_major, dump_major or 0)
-            tool = find_pg_tool("pg_restore", need, pg_restore)
-            if tool is None:
-                return Outcome.failed(f"E3: no pg_restore with major version ≥ {need} found", **ev)
-            ev["pg_restore"] = {"path": tool[0], "major": tool[1]}
-            conninfo, pwenv = _libpq_args(db_url)
-            argv = [
-                tool[0],
-                "--clean",
-                "--if-exists",
-                "--no-owner",
-                "--exit-on-error",
-                "--single-transaction",
-                "--dbname",
-                conninfo,
-                str(dump),
-            ]
-            try:
-                proc = subprocess.run(
-                    argv,
-                    capture_output=True,
-                    env={**os.environ, **pwenv},
-                    timeout=timeout_s,
-                    stdin=subprocess.DEVNULL,
-                )
-            except subprocess.TimeoutExpired:
-                return Outcome.failed(f"E3: pg_restore timed out after {timeout_s:g} s", **ev)
-            stderr = scrub(proc.stderr.decode(errors="replace")).strip()
-            ev["pg_restore_exit"] = proc.returncode
-            if proc.returncode != 0:
-                ev["stderr_tail"] = stderr[-1000:]
-                return Outcome.failed(
-                    f"E3: pg_restore exited {proc.returncode}: {stderr[-200:]}", **ev
-                )
-    except (ClientError, BotoCoreError) as exc:
-        return Outcome.failed(f"E3: S3 error: {scrub(str(exc))[:200]}", **ev)
-    with psycopg.connect(db_url, connect_timeout=10) as conn:
-        restored = count_rows(conn)
-    ev["restored_rows"] = restored
-    ev["duration_s"] = round(time.perf_counter() - t0, 2)
-    if expected_rows is not None:
-        diff = {
-            t: {"expected": n, "restored": restored.get(t)}
-            for t, n in expected_rows.items()
-            if restored.get(t) != n
-        }
-        ev["row_mismatches"] = diff
-        if diff:
-            first = ", ".join(
-                f"{t} {d['restored']}≠{d['expected']}" for t, d in list(diff.items())[:3]
-            )
-            return Outcome.failed(
-                f"E3: restored, but row counts differ from the snapshot: {first}", **ev
-            )
-        verdict = f"all {len(expected_rows)} tables' row counts match the snapshot"
-    else:
-        if not restored:
-            return Outcome.failed("E3: restore finished but the database has no tables", **ev)
-        verdict = f"{len(restored)} tables restored (no recorded counts to compare)"
-    total = sum(restored.values())
-    return Outcome.passed(f"restored s3://{bucket}/{key} ({total} rows): {verdict}", **ev)
-
-
-def restore_from_evidence(db_url: str, d2_evidence: Mapping[str, Any], **kwargs: Any) -> Outcome:
-    """E3 from D2's recorded evidence (bucket, key, sha256, row counts, dump tool major)."""
-    for k in ("bucket", "key", "sha256"):
-        if not d2_evidence.get(k):
-            return Outcome.inconclusive(
-                f"E3: D2 evidence has no {k!r}; was the snapshot taken to S3?"
-            )
-    kwargs.setdefault("endpoint_url", d2_evidence.get("endpoint_url"))
-    return restore_snapshot_s3(
-        db_url,
-        d2_evidence["bucket"],
-        d2_evidence["key"],
-        expected_sha256=d2_evidence["sha256"],
-        expected_rows=d2_evidence.get("row_counts"),
-        dump_major=(d2_evidence.get("pg_dump") or {}).get("major"),
-        **kwargs,
-    )

@@ -18,7 +18,8 @@ import pytest
 import redis
 
 from relnb_demo import repo_files as rf
-from relnb_demo.stack import FAULT_DEFAULT_ENV, DemoStack, Fault
+from relnb_demo.faults import FAULT_DEFAULT_ENV, Fault
+from relnb_demo.stack import DemoStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,8 +16,8 @@ import redis
 
 from relnb.results import Status
 from relnb_demo import repo_files as rf
+from relnb_demo.images import MANIFEST_ACCEPT
 from relnb_demo.migrate import LEDGER_COLUMNS, ledger_rows
-from relnb_demo.services import MANIFEST_ACCEPT
 from relnb_demo.stack import DemoStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -13,7 +13,7 @@ squawk findings and destructive changes are evidence for the reviewer (A4), not 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,14 @@ from .locktrace import (
     shadow_database,
     trace_statements,
 )
+from .sizes import (
+    DEFAULT_LARGE_BYTES,
+    DEFAULT_LARGE_ROWS,
+    bare_name,
+    is_large,
+    size_text,
+    table_sizes,
+)
 from .sqlrisk import (
     Finding,
     SqlParseError,
@@ -42,82 +50,7 @@ from .sqlrisk import (
     transaction_plan,
 )
 
-DEFAULT_LARGE_ROWS = 10_000
-DEFAULT_LARGE_BYTES = 256 * 1024 * 1024
-
-# --------------------------------------------------------------------------- production sizes
-
-
-def table_sizes(
-    production_url: str,
-    tables: Iterable[str],
-    *,
-    statement_timeout_ms: int = 5000,
-    lock_timeout_ms: int = 1000,
-) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Rows (planner estimate) and bytes of each table in production, from a read-only session."""
-    sizes: dict[str, dict[str, Any]] = {}
-    with readonly_connect(
-        production_url, statement_timeout_ms=statement_timeout_ms, lock_timeout_ms=lock_timeout_ms
-    ) as conn:
-        proof = session_proof(conn)
-        for t in sorted(set(tables)):
-            row = conn.execute(
-                "select c.reltuples::int8, pg_total_relation_size(c.oid)::int8"
-                " from pg_class c where c.oid = to_regclass(%s)",
-                [t],
-            ).fetchone()
-            if row is None or row[1] is None:
-                sizes[t] = {"exists": False, "rows": 0, "bytes": 0}
-            else:
-                # reltuples is -1 (PG 14+) or 0 before the first ANALYZE: unknown, not empty.
-                rows = int(row[0]) if row[0] is not None and row[0] > 0 else None
-                if rows is None and row[1] > 0:
-                    got = conn.execute(
-                        "select count(*) from (select 1 from "
-                        + _quote_ident_path(t)
-                        + " limit 1000001) s"
-                    ).fetchone()
-                    rows = int(got[0]) if got else None
-                sizes[t] = {"exists": True, "rows": rows, "bytes": int(row[1])}
-    return sizes, proof
-
-
-def _quote_ident_path(name: str) -> str:
-    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
-
-
-def _fmt_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
 # --------------------------------------------------------------------------- judgement
-
-
-def _bare(name: str) -> str:
-    return name.removeprefix("public.").strip('"')
-
-
-def _is_large(size: dict[str, Any] | None, large_rows: int | None, large_bytes: int | None) -> bool:
-    if not size:
-        return False
-    rows, nbytes = size.get("rows"), size.get("bytes") or 0
-    if large_rows is not None and rows is not None and rows >= large_rows:
-        return True
-    return large_bytes is not None and nbytes >= large_bytes
-
-
-def _size_text(size: dict[str, Any]) -> str:
-    rows = size.get("rows")
-    parts = [f"{rows:,} rows" if rows is not None else "rows unknown"]
-    if size.get("bytes"):
-        parts.append(_fmt_bytes(size["bytes"]))
-    return ", ".join(parts)
 
 
 _PHRASES = {
@@ -144,18 +77,18 @@ def _judge_statement(
     out: list[Finding] = []
     if st is None or not st.executed:
         return out
-    held = {_bare(t): m for t, m in st.held.items()}
+    held = {bare_name(t): m for t, m in st.held.items()}
     heavy: list[tuple[str, str, str]] = []  # (table, action phrase, lock mode)
     for t in st.rewritten if s.kind != "TruncateStmt" else ():  # TRUNCATE swaps in empty files
-        t = _bare(t)
+        t = bare_name(t)
         if t in preexisting:
             heavy.append((t, "rewrites it", held.get(t, "AccessExclusiveLock")))
     for w in size_proportional_work(s):
-        t = _bare(w.table)
+        t = bare_name(w.table)
         if t not in preexisting:
             continue
         if w.kind == "rewrite-candidate":
-            if t not in {_bare(x) for x in st.rewritten}:
+            if t not in {bare_name(x) for x in st.rewritten}:
                 out.append(
                     Finding(
                         "no-rewrite",
@@ -209,12 +142,12 @@ def _judge_statement(
             )
             continue
         detail["size"] = size
-        large = _is_large(size, large_rows, large_bytes)
+        large = is_large(size, large_rows, large_bytes)
         out.append(
             Finding(
                 rule,
                 "error" if large else "info",
-                f"{s.preview} takes {lock} on {t} ({_size_text(size)}) and {phrase}"
+                f"{s.preview} takes {lock} on {t} ({size_text(size)}) and {phrase}"
                 + ("" if large else " — below the size thresholds"),
                 "trace",
                 s.preview,
@@ -228,12 +161,12 @@ def _judge_statement(
     for t, mode in held.items():
         if t in preexisting and t not in heavy_tables and blocks_reads(mode):
             size = (sizes or {}).get(t)
-            if size and _is_large(size, large_rows, large_bytes):
+            if size and is_large(size, large_rows, large_bytes):
                 out.append(
                     Finding(
                         "brief-access-exclusive",
                         "warning",
-                        f"{s.preview} takes ACCESS EXCLUSIVE on {t} ({_size_text(size)}) briefly"
+                        f"{s.preview} takes ACCESS EXCLUSIVE on {t} ({size_text(size)}) briefly"
                         " (no rewrite/scan); set lock_timeout so it cannot queue behind long queries",
                         "trace",
                         s.preview,
@@ -303,9 +236,9 @@ def analyze_migration(
         )
     destructive = destructive_changes(stmts)
     findings.extend(destructive)
-    preexisting_t = {_bare(t) for t in trace.tables_before} if trace is not None else set()
+    preexisting_t = {bare_name(t) for t in trace.tables_before} if trace is not None else set()
     for f in destructive:
-        t = _bare(f.table or "")
+        t = bare_name(f.table or "")
         size = (sizes or {}).get(t)
         rows = (size or {}).get("rows") or 0
         if f.rule == "add-column-not-null-no-default" and t in preexisting_t and rows > 0:
@@ -330,7 +263,7 @@ def analyze_migration(
             findings.append(Finding("squawk-unavailable", "warning", err, "squawk"))
     if trace is not None:
         ev["trace"] = trace.to_dict()
-        preexisting = {_bare(t) for t in trace.tables_before}
+        preexisting = {bare_name(t) for t in trace.tables_before}
         by_index = {st.index: st for st in trace.statements}
         skipped_before = False
         for s in stmts:
@@ -524,11 +457,11 @@ def check_migration_safety(
         )
 
     touched = {
-        _bare(t)
+        bare_name(t)
         for tr in traces.values()
         for st in tr.statements
         for t in [*st.held, *st.rewritten]
-        if _bare(t) in {_bare(x) for x in tr.tables_before}
+        if bare_name(t) in {bare_name(x) for x in tr.tables_before}
     }
     if production_url:
         try:

@@ -106,7 +106,7 @@ def check_s3_backup(
         )
     summary = f"newest backup {newest['Key']}: {newest['Size'] / 1048576:.1f} MiB, {age:.1f} h old"
     if restore_test_db_url:
-        from ...actions.snapshot import restore_snapshot_s3
+        from ...actions.restore import restore_snapshot_s3
 
         restored = restore_snapshot_s3(restore_test_db_url, bucket, newest["Key"], client=client)
         ev["restore_test"] = {

@@ -9,12 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from relnb.checks.migrations.ledger import (
-    flyway_checksum,
-    prisma_checksum,
-    prisma_checksum_matches,
-    verify_ledger,
-)
+from relnb.checks.migrations.ledger import verify_ledger
+from relnb.checks.migrations.ondisk import flyway_checksum, prisma_checksum, prisma_checksum_matches
 from relnb.results import Status
 
 pytestmark = pytest.mark.integration

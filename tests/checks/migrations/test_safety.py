@@ -8,7 +8,7 @@ import uuid
 import psycopg
 import pytest
 
-from relnb.checks.migrations.ledger import prisma_checksum
+from relnb.checks.migrations.ondisk import prisma_checksum
 from relnb.checks.migrations.safety import check_migration_safety
 from relnb.results import Status
 

@@ -8,7 +8,7 @@ import boto3
 import psycopg
 import pytest
 
-from relnb.actions import snapshot
+from relnb.actions import pgtools, restore, snapshot
 from relnb.results import Status
 
 
@@ -49,7 +49,7 @@ def test_d2_then_drop_then_e3_brings_rows_back(pg_url, s3) -> None:
         c.execute('drop table "Billing"."Invoice"')
         c.execute("create table stray (x int)")
 
-    e3 = snapshot.restore_from_evidence(pg_url, ev, client=s3)
+    e3 = restore.restore_from_evidence(pg_url, ev, client=s3)
     assert e3.status is Status.PASSED, e3.summary
     with psycopg.connect(pg_url) as c:
         assert c.execute("select count(*) from accounts").fetchone()[0] == 250
@@ -68,25 +68,25 @@ def test_e3_refuses_tampered_dump_and_reports_count_mismatch(pg_url, s3) -> None
     ev = dict(d2.evidence)
 
     wrong_counts = {**ev["row_counts"], "public.accounts": 999}
-    out = snapshot.restore_from_evidence(pg_url, {**ev, "row_counts": wrong_counts}, client=s3)
+    out = restore.restore_from_evidence(pg_url, {**ev, "row_counts": wrong_counts}, client=s3)
     assert out.status is Status.FAILED and "public.accounts 250≠999" in out.summary
 
     s3.put_object(Bucket="backups", Key=ev["key"], Body=b"PGDMP tampered")
     with psycopg.connect(pg_url, autocommit=True) as c:
         c.execute("delete from accounts")
-    out = snapshot.restore_from_evidence(pg_url, ev, client=s3)
+    out = restore.restore_from_evidence(pg_url, ev, client=s3)
     assert (
         out.status is Status.FAILED and "checksum" in out.summary and "not restored" in out.summary
     )
     with psycopg.connect(pg_url) as c:  # nothing was touched
         assert c.execute("select count(*) from accounts").fetchone()[0] == 0
     # sidecar checksum is used when none is passed; a key without one is refused
-    out = snapshot.restore_snapshot_s3(pg_url, "backups", ev["key"], client=s3)
+    out = restore.restore_snapshot_s3(pg_url, "backups", ev["key"], client=s3)
     assert out.status is Status.FAILED and "differs from recorded" in out.summary
     s3.put_object(Bucket="backups", Key="db/orphan.dump", Body=b"PGDMP")
-    out = snapshot.restore_snapshot_s3(pg_url, "backups", "db/orphan.dump", client=s3)
+    out = restore.restore_snapshot_s3(pg_url, "backups", "db/orphan.dump", client=s3)
     assert out.status is Status.FAILED and "no recorded checksum" in out.summary
-    assert snapshot.restore_from_evidence(pg_url, {"bucket": "b"}).status is Status.INCONCLUSIVE
+    assert restore.restore_from_evidence(pg_url, {"bucket": "b"}).status is Status.INCONCLUSIVE
 
 
 @pytest.mark.slow
@@ -109,15 +109,15 @@ def test_d2_failures_are_outcomes(pg_url, s3, pg_admin_url) -> None:
     bad = pg_url.rsplit("/", 1)[0] + "/relnb_no_such_db"
     out = snapshot.take_snapshot_s3(bad, "backups", "x", client=s3)
     assert out.status is Status.FAILED and "cannot connect" in out.summary
-    assert snapshot.find_pg_tool("pg_dump", 99) is None
+    assert pgtools.find_pg_tool("pg_dump", 99) is None
 
 
 def test_tool_choice_prefers_smallest_sufficient_major() -> None:
-    found = snapshot.find_pg_tool("pg_dump", 1)
+    found = pgtools.find_pg_tool("pg_dump", 1)
     assert found is not None
     majors = set()
-    for d in snapshot._tool_dirs():
-        m = snapshot.tool_major(str(d / "pg_dump"))
+    for d in pgtools.tool_dirs():
+        m = pgtools.tool_major(str(d / "pg_dump"))
         if m:
             majors.add(m)
     assert found[1] == min(majors | {found[1]})
