@@ -164,3 +164,43 @@ def test_an_installed_plugin_package_answers_gates_and_shows_in_status(redis_url
         assert "not configured: environments.production.observability.prometheus_url" in again.stdout, again.stderr
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_plugins_guide_matches_the_package_and_its_check_works(tmp_path, monkeypatch) -> None:
+    """docs/plugins.md: its entry points are the fixture package's, its queue config validates, and
+    its C5 check, registered the way a notebook would, decides a real release's gate."""
+    import re
+    import tomllib
+
+    doc = (ROOT / "docs" / "plugins.md").read_text()
+    blocks = re.findall(r"```(toml|python)\n(.*?)```", doc, re.S)
+    tomls = [b for kind, b in blocks if kind == "toml"]
+    shown = tomllib.loads(tomls[0])["project"]["entry-points"]
+    real = tomllib.loads((ACME / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert shown == real
+
+    root = tmp_path / "app"
+    (root / "ops").mkdir(parents=True)
+    (root / "ops" / "alerts.yml").write_text("groups:\n  - name: app\n    rules:\n      - alert: HighErrorRate\n        expr: up == 0\n")
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@example.org", "commit", "-q", "--allow-empty", "-m", "init"], cwd=root, check=True)
+    (root / "relnb.toml").write_text(
+        tomls[1] + '\n[environments.production]\nbase_url = "https://acme.example"\n'
+        '[environments.production.observability]\nexpected_alerts = ["HighErrorRate", "QueueBacklog"]\n'
+    )
+    monkeypatch.setenv("STAGING_REDIS_URL", "redis://127.0.0.1:6379/0")
+    config = relnb.load_config(root / "relnb.toml")
+    assert config.env("staging")["queue"]["kind"] == "sidekiq"
+
+    (python,) = [b for kind, b in blocks if kind == "python"]
+    (tmp_path / "guide_check.py").write_text(python)
+    script = (
+        "import guide_check, relnb\n"
+        "relnb.register_check('C5', guide_check.alert_rules_in_repo)\n"
+        "result = relnb.Release.create('1.0.0').check('C5')\n"
+        "print(result.status.value, result.summary, sep='|')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    ran = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "failed|1 expected alert(s) not defined in ops/alerts.yml: QueueBacklog"
