@@ -19,7 +19,7 @@ from relnb.checks.http import smoke
 from relnb.checks.http.flows import load_module, module_flows
 from relnb.redact import Secret
 from relnb_demo.driver import STAGING_FLOWS
-from relnb_demo.repo import APP_REPO
+from relnb_demo.repo import SMOKE_FLOWS
 
 FAKE = Path(__file__).resolve().parent.parent / "tests" / "checks" / "ops" / "docflow_fake.py"
 
@@ -49,7 +49,7 @@ def main(latency_ms: float = 300.0) -> None:
     url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     owner, member = Secret("OWNER_TOKEN", owner_raw), Secret("MEMBER_TOKEN", member_raw)
     try:
-        docflow = module_flows(load_module("smoke/flows.py", APP_REPO, "bench", "smoke.python[0]"))
+        docflow = module_flows(load_module(SMOKE_FLOWS.name, SMOKE_FLOWS.parent, "bench", "smoke.python[0]"))
         flows = {n: docflow[n] for n in STAGING_FLOWS}  # the checklist's five, as B5 runs them
         kw = {"poll_interval_s": 0.1, "poll_deadline_s": 30, "flows": flows}
         smoke.run_flows(url, owner, member, **kw)  # warm-up (connections, imports)

@@ -11,7 +11,7 @@ from . import repo as demo_repo
 from .app import served_routes
 from .debian import ALERT_RULES
 from .oidc import API_AUDIENCE, CLIENT_ID, REALM
-from .repo_files import ENV_KEYS
+from .repo import env_keys
 from .settings import QUEUE_NAME
 from .topology import (
     IMAGE_REPOSITORIES,
@@ -59,7 +59,7 @@ class Description:
             path = self.workdir / f"{env}.env"
             path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
             path.chmod(0o600)
-        assert set(ENV_KEYS) <= {
+        assert set(env_keys()) <= {
             "DATABASE_URL",
             "REDIS_URL",
             "S3_ENDPOINT",

@@ -14,17 +14,38 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import repo_files as f
-
-# docflow's files kept as real files (what its team would have in their repository)
+# docflow's repository as real files, commit by commit (app_repo/history.toml says in what order)
 APP_REPO = Path(__file__).resolve().parent / "app_repo"
+HISTORY = APP_REPO / "history"
+SMOKE_FLOWS = HISTORY / "06-docs-changelog-and-smoke-script-for-1-0" / "smoke" / "flows.py"
+MIGRATIONS = "prisma/migrations"
+MIGRATION_INIT = "20240110090000_init"
+MIGRATION_INVITES = "20240301120000_add_invites"
+MIGRATION_DROP_LEGACY = "20240520083000_drop_documents_legacy_path"
+MIGRATION_NEW = "20241118093000_add_document_language"
 
 
-def _real(path: str) -> str:
-    return (APP_REPO / path).read_text(encoding="utf-8")
+def env_keys() -> tuple[str, ...]:
+    """The app's secrets, as its deploy env template lists them (TAG/IMAGE_PREFIX are settings)."""
+    template = HISTORY / "04-chore-deploy-vps-split-infra-and-coolify" / "infra/docker/env.vps.example"
+    keys = [line.split("=", 1)[0] for line in template.read_text().splitlines() if "=" in line and not line.startswith("#")]
+    return tuple(k for k in keys if k not in ("TAG", "IMAGE_PREFIX"))
+
+
+def _files(directory: Path) -> dict[str, str]:
+    """A commit directory's files by their path in the repository ("dot-x" is ".x")."""
+    out = {}
+    for f in sorted(directory.rglob("*")):
+        if f.is_file():
+            parts = f.relative_to(directory).parts
+            rel = "/".join("." + p[4:] if p.startswith("dot-") else p for p in parts)
+            out[rel] = f.read_text(encoding="utf-8")
+    return out
+
 
 PREVIOUS_VERSION = "1.0.0"
 NEW_VERSION = "1.1.0"
@@ -107,141 +128,34 @@ def create_repo(
     if any(repo.iterdir()):
         raise FileExistsError(f"{repo} is not empty")
     _git(repo, "init", "-q", "-b", "main")
-    mig = "prisma/migrations"
-    docs = "ApplicationDevDocuments"
-    infra = "infra/docker"
-
-    _commit(
-        repo,
-        "chore: initial docflow skeleton with Prisma schema",
-        0,
-        {
-            "README.md": f.README,
-            ".gitignore": f.GITIGNORE,
-            "pyproject.toml": f.PYPROJECT,
-            "src/docflow/__init__.py": "",
-            "src/docflow/pages.py": f.PAGES_PY,
-            "tests/test_app.py": f.TEST_APP_PY,
-            "prisma/schema.prisma": f.schema_prisma(False),
-            f"{mig}/migration_lock.toml": f.MIGRATION_LOCK,
-            f"{mig}/{f.MIGRATION_INIT}/migration.sql": f.INIT_SQL,
-            "openapi.yaml": f.openapi_yaml("0.9.0", False),
-        },
-    )
-    _commit(
-        repo,
-        "feat(workspaces): owner invites and accept flow",
-        20,
-        {
-            f"{mig}/{f.MIGRATION_INVITES}/migration.sql": f.INVITES_SQL,
-            f"{mig}/{f.MIGRATION_INVITES}/down.sql": f.INVITES_DOWN_SQL,
-        },
-    )
-    _commit(
-        repo,
-        "docs: deployment and rollback runbooks",
-        40,
-        {
-            f"{docs}/DeploymentRunbook.MD": f.DEPLOYMENT_RUNBOOK,
-            f"{docs}/RollbackRunbook.MD": f.ROLLBACK_RUNBOOK,
-        },
-    )
-    _commit(
-        repo,
-        "chore(deploy): VPS, split-infra and Coolify artifacts",
-        60,
-        {
-            f"{infra}/docker-compose.deploy.example.yml": f.compose(("api", "worker")),
-            f"{infra}/env.vps.example": f.env_template(("TAG", "IMAGE_PREFIX")),
-            f"{infra}/docker-compose.infra.example.yml": f.compose(("postgres", "redis")),
-            f"{infra}/env.infra.example": "# Infra VPS\nPOSTGRES_PASSWORD=\nREDIS_PASSWORD=\n",
-            f"{infra}/docker-compose.coolify.example.yml": f.compose(
-                ("api", "worker", "postgres", "redis")
-            ),
-            f"{infra}/env.coolify.example": f.env_template(
-                ("TAG", "IMAGE_PREFIX", "POSTGRES_PASSWORD")
-            ),
-            f"{docs}/BeginnerDeployCoolify.MD": f.COOLIFY_GUIDE,
-            "scripts/release/build-images.sh": f.BUILD_IMAGES_SH,
-            "scripts/release/deploy-vps.sh": f.DEPLOY_VPS_SH,
-            ".github/workflows/publish-images.yml": f.CI_WORKFLOW,
-        },
-    )
-    _commit(
-        repo,
-        "fix(documents): drop the unused legacy storage path column",
-        80,
-        {f"{mig}/{f.MIGRATION_DROP_LEGACY}/migration.sql": f.DROP_LEGACY_SQL},
-    )
-    previous_sha = _commit(
-        repo,
-        "docs: changelog and smoke script for 1.0.0",
-        100,
-        {
-            "CHANGELOG.md": f.CHANGELOG_100,
-            "scripts/smoke/api-smoke.sh": f.API_SMOKE_SH,
-            "smoke/flows.py": _real("smoke/flows.py"),
-            "openapi.yaml": f.openapi_yaml(PREVIOUS_VERSION, False),
-        },
-    )
-    _git(
-        repo,
-        "tag",
-        "-a",
-        PREVIOUS_TAG,
-        "-m",
-        f"docflow {PREVIOUS_VERSION}",
-        env={
-            "GIT_COMMITTER_NAME": _AUTHOR[0],
-            "GIT_COMMITTER_EMAIL": _AUTHOR[1],
-            "GIT_COMMITTER_DATE": "2024-06-03T12:00:00+00:00",
-        },
-    )
-    _commit(
-        repo,
-        "feat(analytics): workspace analytics summary endpoint",
-        140,
-        {
-            "src/docflow/analytics.py": f.ANALYTICS_PY,
-            "tests/test_analytics.py": f.TEST_ANALYTICS_PY,
-            "openapi.yaml": f.openapi_yaml(NEW_VERSION, True),
-        },
-    )
-    if allowed_signers is not None:
-        _commit(
-            repo,
-            "chore(release): signing keys for relnb approvals",
-            160,
-            {ALLOWED_SIGNERS: allowed_signers},
-        )
-    new_sql = f.NEW_SQL_UNSAFE if unsafe_migration else f.NEW_SQL_SAFE
-    new_down = f.NEW_DOWN_UNSAFE if unsafe_migration else f.NEW_DOWN_SAFE
-    _commit(
-        repo,
-        "feat(documents): record the document language",
-        180,
-        {
-            "prisma/schema.prisma": f.schema_prisma(True),
-            f"{mig}/{f.MIGRATION_NEW}/migration.sql": new_sql,
-            f"{mig}/{f.MIGRATION_NEW}/down.sql": new_down,
-        },
-    )
-    _commit(
-        repo,
-        "fix(worker): a trailing form feed is not a page",
-        200,
-        {
-            "src/docflow/pages.py": f.PAGES_PY_FIX,
-            "tests/test_app.py": f.TEST_APP_PY + f.TEST_TRAILING_FF,
-        },
-    )
-    head_sha = _commit(
-        repo,
-        "docs: changelog entries for the next release",
-        220,
-        {"CHANGELOG.md": f.CHANGELOG_HEAD},
-    )
-    return DemoRepo(repo, PREVIOUS_TAG, previous_sha, head_sha, f.MIGRATION_NEW, unsafe_migration)
+    history = tomllib.loads((APP_REPO / "history.toml").read_text())["commit"]
+    previous_sha = head_sha = ""
+    for c in history:
+        if c.get("allowed_signers"):
+            if allowed_signers is None:
+                continue
+            files = {ALLOWED_SIGNERS: allowed_signers}
+        else:
+            files = _files(HISTORY / c["dir"])
+            if unsafe_migration and c.get("unsafe_variant"):
+                files.update(_files(APP_REPO / c["unsafe_variant"]))
+        head_sha = _commit(repo, c["message"], c["day"], files)
+        if c.get("release") == PREVIOUS_VERSION:
+            previous_sha = head_sha
+            _git(
+                repo,
+                "tag",
+                "-a",
+                PREVIOUS_TAG,
+                "-m",
+                f"docflow {PREVIOUS_VERSION}",
+                env={
+                    "GIT_COMMITTER_NAME": _AUTHOR[0],
+                    "GIT_COMMITTER_EMAIL": _AUTHOR[1],
+                    "GIT_COMMITTER_DATE": "2024-06-03T12:00:00+00:00",
+                },
+            )
+    return DemoRepo(repo, PREVIOUS_TAG, previous_sha, head_sha, MIGRATION_NEW, unsafe_migration)
 
 
 def migrations_at(repo: str | os.PathLike[str], rev: str, dest: str | os.PathLike[str]) -> Path:

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 import redis
 
-from relnb_demo import repo_files as rf
+from relnb_demo import repo as rf
 from relnb_demo.faults import FAULT_DEFAULT_ENV, Fault
 from relnb_demo.stack import DemoStack
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from relnb_demo import migrate
-from relnb_demo import repo_files as rf
+from relnb_demo import repo as rf
 from relnb_demo.repo import create_repo
 
 pytestmark = pytest.mark.integration

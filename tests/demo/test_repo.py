@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from relnb_demo import repo_files as rf
+from relnb_demo import repo as rf
 from relnb_demo.app import served_routes
 from relnb_demo.repo import PREVIOUS_TAG, create_repo, migrations_at
 

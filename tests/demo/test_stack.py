@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from relnb.results import Status
-from relnb_demo import repo_files as rf
+from relnb_demo import repo as rf
 from relnb_demo.images import MANIFEST_ACCEPT
 from relnb_demo.migrate import LEDGER_COLUMNS, ledger_rows
 from relnb_demo.stack import DemoStack

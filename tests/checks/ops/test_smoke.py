@@ -13,9 +13,9 @@ from relnb.checks.http.flows import load_module, module_flows
 from relnb.redact import Secret
 from relnb.results import Status
 from relnb_demo.driver import PRODUCTION_FLOWS, STAGING_FLOWS
-from relnb_demo.repo import APP_REPO
+from relnb_demo.repo import SMOKE_FLOWS
 
-DOCFLOW = module_flows(load_module("smoke/flows.py", APP_REPO, "relnb.toml", "smoke.python[0]"))
+DOCFLOW = module_flows(load_module(SMOKE_FLOWS.name, SMOKE_FLOWS.parent, "relnb.toml", "smoke.python[0]"))
 
 
 def pick(*names: str) -> dict[str, smoke.Flow]:
