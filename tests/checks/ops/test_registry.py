@@ -8,7 +8,6 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import socket
 import subprocess
 import time
 import uuid
@@ -35,7 +34,7 @@ from relnb.checks.ops.registry import (
 from relnb.redact import REDACTOR, Secret
 from relnb.results import Status
 
-from ...conftest import need_debian
+from ...conftest import need_debian, unused_port
 
 SERVICE = "relnb-test-registry"
 ISSUER = "relnb-test-issuer"
@@ -44,14 +43,8 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_registry(tmp: Path, auth: dict | None) -> tuple[str, subprocess.Popen]:
-    port = _port()
+    port = unused_port()
     cfg = {
         "version": 0.1,
         "log": {"level": "error", "accesslog": {"disabled": True}},
