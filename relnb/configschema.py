@@ -206,9 +206,9 @@ SCHEMA = Table(
                 "openapi": _s("OpenAPI spec path in the repository (A2)", "openapi.yaml"),
                 "migrations_dir": _s("migrations directory in the repository", "prisma/migrations"),
                 "migrations_kind": _s(
-                    "migration ledger B2/D3 verify after migrating (none: the command's exit code alone decides)",
+                    "migration ledger B2/D3 verify after migrating: prisma, alembic, django, flyway, "
+                    "golang-migrate, a `relnb.migration_ledgers` plug-in, or none (the command's exit code alone decides)",
                     "prisma",
-                    choices=("prisma", "alembic", "django", "flyway", "golang-migrate", "none"),
                 ),
                 "schema_paths": _l("files whose change needs a migration (A3)", ["prisma/schema.prisma"]),
                 "deploy_artifacts": _l("compose templates and scripts that must exist (B4)"),

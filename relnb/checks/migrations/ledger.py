@@ -23,18 +23,18 @@ part of the evidence. Each ledger is compared the way its own tool compares it:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...plugins import Registry
 from ...redact import scrub
 from ...results import Outcome
 from .ondisk import (
-    LEDGER_KINDS,
+    DISK_READERS,
     DiskMigration,
     alembic_heads,
-    disk_migrations,
     flyway_version,
     prisma_checksum,
     prisma_checksum_matches,
@@ -324,6 +324,35 @@ def _compare_golang(conn: psycopg.Connection, disk: list[DiskMigration]) -> Ledg
     return rep
 
 
+@dataclass(frozen=True)
+class LedgerKind:
+    """One migration tool, as relnb needs it: its migrations on disk and its ledger table.
+
+    A plug-in for another tool registers one under the entry point group
+    `relnb.migration_ledgers` (name: the `project.migrations_kind` it answers to).
+    """
+
+    read_disk: Callable[[Path], list[DiskMigration]]
+    compare: Callable[[psycopg.Connection, list[DiskMigration], Sequence[str] | None], LedgerReport]
+
+
+def _ledger_shape(value: Any) -> str | None:
+    if callable(getattr(value, "read_disk", None)) and callable(getattr(value, "compare", None)):
+        return None
+    return "needs read_disk(migrations_dir) and compare(conn, disk, apps), like relnb's LedgerKind"
+
+
+LEDGERS: Registry[LedgerKind] = Registry("migration ledger", "relnb.migration_ledgers", _ledger_shape)
+for _kind, _compare in (
+    ("prisma", lambda conn, disk, apps: _compare_prisma(conn, disk)),
+    ("alembic", lambda conn, disk, apps: _compare_alembic(conn, disk)),
+    ("django", _compare_django),
+    ("flyway", lambda conn, disk, apps: _compare_flyway(conn, disk)),
+    ("golang-migrate", lambda conn, disk, apps: _compare_golang(conn, disk)),
+):
+    LEDGERS.register(_kind, LedgerKind(DISK_READERS[_kind], _compare))
+
+
 def read_ledger(
     conn: psycopg.Connection,
     kind: str,
@@ -332,16 +361,8 @@ def read_ledger(
     apps: Sequence[str] | None = None,
 ) -> LedgerReport:
     """Compare the ledger on `conn` with the files; raises LedgerMissing if there is no ledger."""
-    disk = disk_migrations(kind, migrations_dir)
-    if kind == "prisma":
-        return _compare_prisma(conn, disk)
-    if kind == "alembic":
-        return _compare_alembic(conn, disk)
-    if kind == "django":
-        return _compare_django(conn, disk, apps)
-    if kind == "flyway":
-        return _compare_flyway(conn, disk)
-    return _compare_golang(conn, disk)
+    ledger = LEDGERS.get(kind)
+    return ledger.compare(conn, ledger.read_disk(Path(migrations_dir)), apps)
 
 
 def _short(items: Iterable[Any], n: int = 3) -> str:
@@ -361,8 +382,11 @@ def verify_ledger(
     connect_timeout_s: int = 10,
 ) -> Outcome:
     """B2/D3 verification: every migration on disk applied, unchanged, none failed or unknown."""
-    if kind not in LEDGER_KINDS:
-        return Outcome.failed(f"unknown ledger kind {kind!r}; use one of {', '.join(LEDGER_KINDS)}")
+    if kind not in LEDGERS:
+        return Outcome.failed(
+            f"unknown ledger kind {kind!r}; use one of {', '.join(LEDGERS.names())}"
+            " (or install the plug-in that reads it)"
+        )
     mdir = Path(migrations_dir)
     if not mdir.is_dir():
         return Outcome.inconclusive(f"migrations directory {mdir} does not exist")

@@ -18,9 +18,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     pass
 
-LEDGER_KINDS = ("prisma", "alembic", "django", "flyway", "golang-migrate")
-
-
 def prisma_checksum(script: str | bytes) -> str:
     data = script.encode() if isinstance(script, str) else script
     return hashlib.sha256(data).hexdigest()
@@ -177,9 +174,3 @@ DISK_READERS = {
     "flyway": _flyway_disk,
     "golang-migrate": _golang_disk,
 }
-
-
-def disk_migrations(kind: str, migrations_dir: str | Path) -> list[DiskMigration]:
-    if kind not in DISK_READERS:
-        raise ValueError(f"unknown ledger kind {kind!r}; known: {', '.join(LEDGER_KINDS)}")
-    return DISK_READERS[kind](Path(migrations_dir))
