@@ -1,7 +1,9 @@
-"""Decisions people make about gates: sign-offs, waivers, skips, incidents and notes.
+"""Decisions people record about gates: sign-offs, waivers, skips, incidents and notes.
 
-Each is journaled with who made it (signed when [signing] is on); none can turn a failure into
-a pass: a sign-off needs evidence that did not fail, a waiver needs an approver and a reason.
+Each is journaled with who made it (signed when [signing] is on, or taken from an approval signed
+in advance), and none can turn a failure into a pass: a sign-off needs evidence that did not
+fail, a waiver needs an approver and a reason and keeps the failure on record, only optional gates
+can be skipped.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from .errors import UsageError
 from .gates import GATE_IDS, get_gate
 from .identity import Identity, whoami
 from .results import GateResult, Outcome, Status
+from .steps import StepRunner
 
 Check = Callable[[], Outcome]
 
 
-class Decisions:
-    """Mixed into `Release`: what a person records about a gate."""
+class Decisions(StepRunner):
+    """`Release`'s decisions: what a person records about a gate."""
 
     def request_sign_off(
         self,
@@ -39,7 +42,7 @@ class Decisions:
         if gs.sign_off is not None and not rerun:
             return self.result(spec.id)
         if evidence is not None and (gs.result is None or rerun):
-            self.execute(spec.id, as_pending(evidence), event="gate", forced=rerun)
+            self._execute(spec.id, _as_pending(evidence), event="gate", forced=rerun)
         provided = self.context.sign_offs.get(spec.id)
         if submitted is not None:
             note = submitted.get("note", "") if isinstance(submitted, dict) else str(submitted)
@@ -53,6 +56,7 @@ class Decisions:
     def sign_off(
         self, gate_id: str, *, by: Identity | str | None = None, note: str = "", approval: Any = None
     ) -> GateResult:
+        """A person's sign-off of a gate, on evidence that did not fail (signed when [signing] is on)."""
         spec = get_gate(gate_id)
         who = Identity.parse(by) if by else whoami()
         base = self.state.gates[spec.id].result
@@ -69,7 +73,7 @@ class Decisions:
                 gate=spec.id,
                 fix="describe it in the sign-off note",
             )
-        grant = self.approval("sign-off", spec.id, note, presigned=approval)
+        grant = self._approval("sign-off", spec.id, note, presigned=approval)
         extra = grant.payload() if grant else {}
         if grant:
             who = Identity.parse(grant.identity)
@@ -77,6 +81,8 @@ class Decisions:
         return self.result(spec.id)
 
     def waive(self, gate_id: str, *, approver: Identity | str, reason: str) -> GateResult:
+        """Accept a failed, inconclusive or interrupted gate for this release, with who and why:
+        the failure stays on record, the promotion guard lets it through."""
         spec = get_gate(gate_id)
         if not reason or not reason.strip():
             raise UsageError(f"a waiver of {spec.id} needs a reason", gate=spec.id, fix="say why it is acceptable")
@@ -87,7 +93,7 @@ class Decisions:
                 gate=spec.id,
             )
         who = Identity.parse(approver)
-        grant = self.approval("waiver", spec.id, reason)
+        grant = self._approval("waiver", spec.id, reason)
         if grant:
             who = Identity.parse(grant.identity)
         self.journal.append(
@@ -98,6 +104,7 @@ class Decisions:
         return self.result(spec.id)
 
     def skip(self, gate_id: str, *, reason: str, by: Identity | str | None = None) -> GateResult:
+        """Declare an optional gate not needed for this release, with a reason."""
         spec = get_gate(gate_id)
         if not spec.optional:
             raise UsageError(
@@ -111,7 +118,7 @@ class Decisions:
         if current.status is Status.SKIPPED:
             return current
         who = Identity.parse(by) if by else whoami()
-        grant = self.approval("skip", spec.id, reason)
+        grant = self._approval("skip", spec.id, reason)
         if grant:
             who = Identity.parse(grant.identity)
         self.journal.append("skip", {"gate": spec.id, "by": who.to_dict(), "reason": reason, **(grant.payload() if grant else {})})
@@ -129,6 +136,7 @@ class Decisions:
         follow_up: str | None = None,
         test: str | None = None,
     ) -> dict[str, Any]:
+        """Record something that went wrong during the release (the post-mortem reads these)."""
         if severity not in ("minor", "major", "critical"):
             raise UsageError(f"incident severity {severity!r}", fix="use minor, major or critical")
         payload = {
@@ -145,10 +153,11 @@ class Decisions:
         return self.journal.append("incident", payload).payload
 
     def note(self, text: str, **data: Any) -> None:
+        """Leave a free remark in the journal (it carries no decision)."""
         self.journal.append("note", {"text": text, **data})
 
 
-def as_pending(evidence: Check) -> Check:
+def _as_pending(evidence: Check) -> Check:
     """Evidence for a sign-off never passes by itself: a pass becomes `pending` awaiting a person."""
 
     def run() -> Outcome:

@@ -1,8 +1,10 @@
-"""Actions: side effects that run exactly once per release, and the rollback made of them.
+"""Side effects: actions that run exactly once per release, and the rollback made of them.
 
-A finished action returns its recorded result; a failed one is retried only on a person's
-explicit go; one cut off mid-way needs `resume=True`; `force=True` needs a reason. The rollback
-is the E2/E3 plan run as named actions, confirmed by name (or in advance for failures only).
+Deploying twice because a cell was re-executed is the failure this prevents. A finished action
+answers with its recorded result; a failed one runs again only on a person's explicit go (a
+blanket headless --confirm never retries); one cut off mid-way needs `resume=True` after someone
+looked at the system; `force=True` needs a reason. The rollback is the prepared plan run as named
+actions of the rollback gate, and only after the deploy gate's action ran.
 """
 
 from __future__ import annotations
@@ -10,17 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .decisions import Decisions
 from .errors import ActionRefused, RelnbError
 from .gates import DEPLOY_GATE, GATE_IDS, GUARDED_SECTION, ROLLBACK_GATE, get_gate
 from .identity import Identity, whoami
 from .results import GateResult, Outcome, Status, StatusTable
-from .runcontext import ROLLBACK_ON_FAILURE, confirmation
+from .runcontext import ROLLBACK_CONFIRM, ROLLBACK_ON_FAILURE, confirmation
 
 Check = Callable[[], Outcome]
 
 
-class Actions:
-    """Mixed into `Release`: run-once side effects and the rollback."""
+class Effects(Decisions):
+    """`Release`'s side effects: run-once actions and the rollback."""
 
     def act(
         self,
@@ -49,7 +52,7 @@ class Actions:
         step: Check = fn or (lambda: provider(ctx))
         if manual and fn is None:  # not automated yet: an honest sign-off, still behind the guard
             if not self.result(spec.id).status.ok_for_promotion:
-                refused = self.guard(spec.id)
+                refused = self._guard(spec.id)
                 if refused is not None:
                     return refused
             return self.request_sign_off(spec.id, evidence=step)
@@ -58,7 +61,11 @@ class Actions:
         )
 
     def rollback(self, *, confirmed: Any = False) -> StatusTable:
-        """Run the prepared rollback (E2/E3 plan) as named, journaled, run-once actions."""
+        """Run the prepared rollback plan as named, journaled, run-once steps of the rollback gate.
+
+        It is confirmed by name (never by `all`), or in advance for one case only: production
+        did not pass after the deploy (ROLLBACK-ON-FAILURE).
+        """
         from .actions.gates import rollback_steps
         from .gatecontext import GateContext
 
@@ -71,7 +78,7 @@ class Actions:
             steps = rollback_steps(GateContext(self, ROLLBACK_GATE))
         except RelnbError as exc:
             return StatusTable(self.id, (GateResult(ROLLBACK_GATE, Status.FAILED, f"rollback cannot start: {exc}", {}, title=title),), heading)
-        go = confirmation(confirmed, ROLLBACK_GATE, self) or self.context.confirmed("ROLLBACK")
+        go = confirmation(confirmed, ROLLBACK_GATE, self) or self.context.confirmed(ROLLBACK_CONFIRM)
         if not go and ROLLBACK_ON_FAILURE in self.context.confirm:
             hurt = self.production_failures()
             go = bool(hurt)
@@ -83,7 +90,7 @@ class Actions:
                 )
         results = []
         for name, step in steps:
-            res = self.action(ROLLBACK_GATE, step, name=name, confirmed=go, confirm_key="ROLLBACK")
+            res = self.action(ROLLBACK_GATE, step, name=name, confirmed=go, confirm_key=ROLLBACK_CONFIRM)
             results.append(res.with_(gate_id=ROLLBACK_GATE, title=name, summary=f"{name}: {res.summary}"))
             if res.status is not Status.PASSED:
                 break
@@ -132,7 +139,7 @@ class Actions:
         if entry and entry.get("state") == "finished" and not force and not cut_off:
             finished = entry["finished"]
             if Status(finished["status"]) is Status.PASSED or not explicit:
-                return self.recorded_action(spec.id, key, finished)
+                return self._recorded_action(spec.id, key, finished)
         if cut_off and not (resume and confirmed) and not force:
             started = entry["started"]
             return GateResult(
@@ -144,7 +151,7 @@ class Actions:
                 title=spec.title,
                 recorded=True,
             )
-        refused = self.guard(spec.id)
+        refused = self._guard(spec.id)
         if refused is not None:
             return refused
         if not confirmed:
@@ -159,12 +166,12 @@ class Actions:
         extra = {"action": key, "confirmed_by": who.to_dict()}
         if resume:
             extra["resumed"] = True
-        return self.execute(
-            spec.id, fn, event="action", forced=force, reason=reason, extra=extra,
-            name=key if key != spec.id else None,
-        )
+        if key != spec.id:  # a rollback step: journaled under its own name
+            return self._execute_named(spec.id, key, fn, forced=force, reason=reason, extra=extra)
+        return self._execute(spec.id, fn, event="action", forced=force, reason=reason, extra=extra)
 
-    def recorded_action(self, gate_id: str, key: str, finished: dict[str, Any]) -> GateResult:
+    def _recorded_action(self, gate_id: str, key: str, finished: dict[str, Any]) -> GateResult:
+        """An action that ran already answers with its record: run once means once."""
         spec = get_gate(gate_id)
         return GateResult(
             gate_id,
@@ -179,6 +186,6 @@ class Actions:
         )
 
     def action_result(self, key: str) -> dict[str, Any] | None:
-        """The recorded finish of an action (for later gates, e.g. E3 needs D2's snapshot key)."""
+        """The recorded finish of an action (for later gates: the rollback reads the pre-deploy snapshot's key)."""
         entry = self.state.actions.get(key)
         return entry.get("finished") if entry else None

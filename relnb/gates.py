@@ -30,6 +30,8 @@ SECTIONS: dict[str, str] = {
 # Sections whose gates must all be passed/skipped/waived before section D may run.
 PROMOTION_PREREQUISITES = ("A", "B", "C")
 GUARDED_SECTION = "D"
+# Sections whose gates (like every action) wait until the gates they depend on are settled.
+WAITS_FOR_INPUTS = (GUARDED_SECTION, "F")
 # The roles a few gates play in the release's mechanics, named here so the core names no gate.
 DEPLOY_GATE = "D4"  # its action is what a rollback undoes
 ROLLBACK_GATE = "E3"  # the prepared rollback runs as named steps of this gate

@@ -1,33 +1,55 @@
-"""The promotion guard: section D waits for A–C, and for the approvals the policy asks for.
+"""The promotion guard, and the signed approvals every decision of a release goes through.
 
-Also where every approval of a decision is signed (`approval`): promotion votes, sign-offs,
-waivers, skips and forced re-runs all pass through the same policy check and SSH signature.
+Production must not start on a hunch: the guarded section refuses to run until the sections
+before it are passed, skipped or waived, and (with `[signing] min_production_approvers`) until
+enough people voted to promote. Each refusal is journaled once per distinct reason, so a notebook
+re-run in a loop does not flood the journal. Approvals live here too because the promotion votes
+are approvals, and the guard is the first to consume the ones signed in advance.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import PromotionRefused
-from .gates import Kind, get_gate
+from .gates import GUARDED_SECTION, WAITS_FOR_INPUTS, Kind, get_gate
 from .identity import Identity, whoami
 from .results import GateResult, Status
 from .state import guarded
 
+if TYPE_CHECKING:
+    from .config import Config
+    from .journal import JournalWriter
+    from .runcontext import RunContext
+    from .state import ReleaseState
+
 
 class PromotionGuard:
-    """Mixed into `Release`: the rules that hold production steps back."""
+    """The base of `Release`'s concepts: the guard in front of every step, and approvals."""
 
-    def guard(self, gate_id: str) -> GateResult | None:
-        """Refuse section D before A–C allow it, and actions or D/F gates whose inputs are missing."""
+    id: str
+    journal: JournalWriter
+    config: Config
+    context: RunContext
+
+    if TYPE_CHECKING:  # provided by Release
+
+        @property
+        def state(self) -> ReleaseState: ...
+
+        def result(self, gate_id: str) -> GateResult: ...
+
+    def _guard(self, gate_id: str) -> GateResult | None:
+        """Refuse the guarded section before the sections ahead of it allow it, and actions or
+        gates whose inputs are missing (a pending result naming what they wait for)."""
         spec = get_gate(gate_id)
         if guarded(gate_id):
             blockers = self.state.promotion_blockers()
             if not blockers:
-                self.take_presigned_promotions()
+                self._take_presigned_promotions()
                 missing = self.promotion_votes_missing()
                 if missing:
-                    return self.refuse(gate_id, f"{gate_id} refused: {missing}", [("D", missing)])
+                    return self._refuse(gate_id, f"{gate_id} refused: {missing}", [(GUARDED_SECTION, missing)])
             if blockers:
                 err = PromotionRefused(gate_id, blockers)
                 last = self.state.gates[gate_id].refused
@@ -36,7 +58,7 @@ class PromotionGuard:
                         "refused", {"gate": gate_id, "summary": err.message, "blockers": [list(b) for b in blockers]}
                     )
                 return GateResult(gate_id, Status.PENDING, err.message, {"blockers": blockers}, title=spec.title)
-        if spec.kind is Kind.ACTION or spec.section in ("D", "F"):
+        if spec.kind is Kind.ACTION or spec.section in WAITS_FOR_INPUTS:
             waiting = [
                 (d, str(self.result(d).status)) for d in spec.depends_on if not self.result(d).status.ok_for_promotion
             ]
@@ -45,7 +67,16 @@ class PromotionGuard:
                 return GateResult(gate_id, Status.PENDING, f"waiting for {names}", {"waiting_for": waiting}, title=spec.title)
         return None
 
-    def approval(self, kind: str, gate: str | None, text: str, presigned: Any = None) -> Any:
+    def _refuse(self, gate_id: str, summary: str, blockers: list[tuple[str, str]]) -> GateResult:
+        """A pending result naming what blocks the gate, journaled once per distinct reason."""
+        last = self.state.gates[gate_id].refused
+        if not last or last.get("summary") != summary:
+            self.journal.append(
+                "refused", {"gate": gate_id, "summary": summary, "blockers": [list(b) for b in blockers]}
+            )
+        return GateResult(gate_id, Status.PENDING, summary, {"blockers": blockers}, title=get_gate(gate_id).title)
+
+    def _approval(self, kind: str, gate: str | None, text: str, presigned: Any = None) -> Any:
         """An SSH-signed approval for this decision when signing is on ([signing] in relnb.toml).
 
         Runs the policy (roles, four-eyes) first: a violation is journaled and raised. Returns
@@ -58,7 +89,7 @@ class PromotionGuard:
         signing = self.config.data["signing"]
         if presigned is None:
             presigned = self.context.presigned_for(kind, gate, text)
-            if presigned is not None and self.used(presigned):
+            if presigned is not None and self._used(presigned):
                 presigned = None
         if not (signing["enabled"] or signing["required"] or presigned):
             return None
@@ -76,7 +107,7 @@ class PromotionGuard:
             email=whoami().email,
         )
 
-    def used(self, approval: dict[str, Any]) -> bool:
+    def _used(self, approval: dict[str, Any]) -> bool:
         """Was this pre-signed approval consumed already? (Each one is good for one event.)"""
         st = approval.get("statement")
         return any(
@@ -84,30 +115,25 @@ class PromotionGuard:
             for ev in self.journal.events
         )
 
-    def refuse(self, gate_id: str, summary: str, blockers: list[tuple[str, str]]) -> GateResult:
-        """A pending result naming what blocks the gate, journaled once per distinct reason."""
-        last = self.state.gates[gate_id].refused
-        if not last or last.get("summary") != summary:
-            self.journal.append(
-                "refused", {"gate": gate_id, "summary": summary, "blockers": [list(b) for b in blockers]}
-            )
-        return GateResult(gate_id, Status.PENDING, summary, {"blockers": blockers}, title=get_gate(gate_id).title)
-
     def approve_promotion(self, *, by: Identity | str | None = None, note: str = "") -> str:
         """Record one approval to promote this release to production (`[signing]
         min_production_approvers`): signed like a sign-off, refused for the release lead under
         four-eyes and for a second vote by the same person. Returns what is still missing ("" when
-        section D may start)."""
+        the guarded section may start)."""
         self.require_promotion()
         who = Identity.parse(by) if by else whoami()
-        grant = self.approval("promote", "D", note)
+        grant = self._approval("promote", GUARDED_SECTION, note)
         if grant:
             who = Identity.parse(grant.identity)
-        self.journal.append("promotion-approved", {"gate": "D", "by": who.to_dict(), "note": note, **(grant.payload() if grant else {})})
+        self.journal.append(
+            "promotion-approved",
+            {"gate": GUARDED_SECTION, "by": who.to_dict(), "note": note, **(grant.payload() if grant else {})},
+        )
         return self.promotion_votes_missing()
 
     def promotion_votes_missing(self) -> str:
-        """What the promotion policy still needs before section D, or "" (also when it is off)."""
+        """What the promotion policy still needs before the guarded section, or "" (also when it
+        is off)."""
         signing = self.config.data["signing"]
         if int(signing["min_production_approvers"] or 0) <= 0:
             return ""
@@ -124,24 +150,25 @@ class PromotionGuard:
             return ""
         return (
             f"{violations[0].message} — the approver runs release.approve_promotion(note=...), "
-            f"or signs one in advance: relnb sign {self.id} D --kind promote"
+            f"or signs one in advance: relnb sign {self.id} {GUARDED_SECTION} --kind promote"
         )
 
-    def take_presigned_promotions(self) -> None:
+    def _take_presigned_promotions(self) -> None:
         """Headless runs: record the promotion votes signed in advance (relnb run --sign-offs)."""
-        for approval in self.context.presigned_of_kind("promote", "D"):
-            if self.used(approval):
+        for approval in self.context.presigned_of_kind("promote", GUARDED_SECTION):
+            if self._used(approval):
                 continue
             note = str((approval.get("statement") or {}).get("text") or "")
-            grant = self.approval("promote", "D", note, presigned=approval)
+            grant = self._approval("promote", GUARDED_SECTION, note, presigned=approval)
             who = Identity.parse(grant.identity) if grant else whoami()
             self.journal.append(
                 "promotion-approved",
-                {"gate": "D", "by": who.to_dict(), "note": note, **(grant.payload() if grant else {})},
+                {"gate": GUARDED_SECTION, "by": who.to_dict(), "note": note, **(grant.payload() if grant else {})},
             )
 
     def require_promotion(self) -> None:
-        """Raise PromotionRefused unless A–C allow production steps (for scripts that prefer errors)."""
+        """Raise PromotionRefused unless the sections before the guarded one allow production
+        steps (for scripts that prefer errors)."""
         blockers = self.state.promotion_blockers()
         if blockers:
-            raise PromotionRefused("D", blockers)
+            raise PromotionRefused(GUARDED_SECTION, blockers)

@@ -1,34 +1,38 @@
 """A release: its identity, its gates and actions, and the rules between them.
 
-`Release` is the run lifecycle: it journals the start and finish of every gate and action, times
-them, turns exceptions into scrubbed evidence, and applies the contracts from DESIGN.md:
+`Release` is the facade the notebook and the CLI use; each concept behind it has a module of its
+own, so each rule can be read where it is made:
 
-- settled gates (passed, skipped, waived) are read back from the journal, so re-executing a cell,
-  reloading a page or re-running a notebook headlessly repeats nothing; unsettled ones run again;
-  `rerun=True` forces a settled gate to run again and is journaled (it voids waivers downstream);
-- an action runs only when confirmed, at most once: a finished action returns its recorded
-  result; `force=True` needs a reason; an action cut off mid-way needs `resume=True`;
-- section D refuses to run until A–C are passed, skipped or waived, naming the blockers.
+- `relnb.runcontext`: what the operator allowed for this run (headless confirmations, sign-offs,
+  skips, re-runs, approvals signed in advance, `relnb replay`'s recorded outcomes);
+- `relnb.steps`: the one step runner that journals, times and scrubs every gate check, action and
+  rollback step;
+- `relnb.promotion`: the promotion guard (the guarded section refuses to run until the sections
+  before it are passed, skipped or waived, naming the blockers) and signed approvals;
+- `relnb.decisions`: sign-offs, waivers, skips, incidents and notes;
+- `relnb.effects`: actions that run at most once (a finished action returns its recorded result;
+  `force=True` needs a reason; an action cut off mid-way needs `resume=True`) and the rollback.
+
+Settled gates (passed, skipped, waived) are read back from the journal, so re-executing a cell,
+reloading a page or re-running a notebook headlessly repeats nothing; unsettled ones run again;
+`rerun=True` forces a settled gate to run again and is journaled (it voids waivers downstream).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import git
 from .config import Config, load_config
-from .decisions import Decisions
-from .effects import Actions
+from .effects import Effects
 from .errors import ReleaseNotFound, UsageError
 from .gates import GATE_IDS, PRODUCTION_WINDOW_GATE, SECTIONS, Kind, get_gate
 from .identity import Identity, whoami
 from .journal import JOURNAL_NAME, JournalWriter, read_events
-from .promotion import PromotionGuard
-from .results import GateResult, Outcome, StatusTable
+from .results import GateResult, StatusTable
 from .runcontext import (
     ENV_APPROVALS,
     ENV_CONFIRM,
@@ -43,27 +47,8 @@ from .runcontext import (
     confirmation,
 )
 from .state import ReleaseState, fold
-from .steps import StepRunner
+from .steps import Check
 
-Check = Callable[[], Outcome]
-__all__ = [
-    "ENV_APPROVALS",
-    "ENV_CONFIRM",
-    "ENV_HEADLESS",
-    "ENV_RERUN",
-    "ENV_ROOT",
-    "ENV_SIGNOFFS",
-    "ENV_SKIPS",
-    "ROLLBACK_ON_FAILURE",
-    "SECTIONS",
-    "RecordedOutcomes",
-    "Release",
-    "RunContext",
-    "confirmation",
-    "find_root",
-    "read_state",
-    "release_dir",
-]
 
 def find_root(start: str | os.PathLike[str] | None = None) -> Path:
     """The project root: $RELNB_ROOT, else the directory of the nearest config, else `start`/cwd."""
@@ -80,12 +65,12 @@ def release_dir(root: Path, release_id: str, config: Config | None = None) -> Pa
     return base / release_id
 
 
-class Release(StepRunner, PromotionGuard, Decisions, Actions):
+class Release(Effects):
     """One release's journal and the operations the checklist needs.
 
-    The concepts live in their own modules and meet here: the step runner (steps), the
-    promotion guard and approvals (promotion), people's decisions (decisions), run-once actions
-    and the rollback (effects), and what the run allows (runcontext).
+    The concepts live in their own modules and meet here through inheritance: `PromotionGuard`
+    (promotion), `StepRunner` (steps), `Decisions` (decisions) and `Effects` (actions and the
+    rollback); this class opens and reads the release and runs its checks.
     """
 
     def __init__(self, release_id: str, writer: JournalWriter, config: Config, context: RunContext | None = None):
@@ -192,10 +177,10 @@ class Release(StepRunner, PromotionGuard, Decisions, Actions):
         forced = rerun or spec.id in self.context.rerun
         if current.status.ok_for_promotion and current.recorded and not forced:
             return current
-        refused = self.guard(spec.id)
+        refused = self._guard(spec.id)
         if refused is not None:
             return refused
-        return self.execute(spec.id, check, event="gate", forced=forced, reason=reason)
+        return self._execute(spec.id, check, event="gate", forced=forced, reason=reason)
 
     def check(
         self,
@@ -223,7 +208,7 @@ class Release(StepRunner, PromotionGuard, Decisions, Actions):
         step: Check = fn or (lambda: provider(ctx))
         if spec.kind is Kind.SIGN_OFF or (manual and fn is None):
             if not self.result(spec.id).status.ok_for_promotion:
-                refused = self.guard(spec.id)
+                refused = self._guard(spec.id)
                 if refused is not None:
                     return refused
             return self.request_sign_off(spec.id, evidence=step, submitted=submitted)
@@ -235,7 +220,7 @@ class Release(StepRunner, PromotionGuard, Decisions, Actions):
         return result
 
     def monitor(self, window: str | None = None, interval: str | None = None, *, rerun: bool = False) -> GateResult:
-        """D7, the monitoring window, with an optional shorter window/interval (journaled as such)."""
+        """The production monitoring window, optionally shorter or sampled more often (journaled as such)."""
         from .gatecontext import GateContext
         from .watch import monitor_production
 
@@ -277,3 +262,23 @@ def read_state(release_id: str, *, root: str | os.PathLike[str] | None = None, c
         )
     return fold(release_id, read_events(path))
 
+
+__all__ = [
+    "ENV_APPROVALS",
+    "ENV_CONFIRM",
+    "ENV_HEADLESS",
+    "ENV_RERUN",
+    "ENV_ROOT",
+    "ENV_SIGNOFFS",
+    "ENV_SKIPS",
+    "ROLLBACK_ON_FAILURE",
+    "SECTIONS",
+    "Check",
+    "RecordedOutcomes",
+    "Release",
+    "RunContext",
+    "confirmation",
+    "find_root",
+    "read_state",
+    "release_dir",
+]

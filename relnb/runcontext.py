@@ -1,8 +1,9 @@
 """What the operator allowed for one run: confirmations, sign-offs, skips, re-runs, approvals.
 
-Headless runs (`relnb run`) pass these to the notebook's process through environment variables;
-interactive runs have none and ask a person instead. Kept apart from the release so the rules of
-a run can be read (and replaced, as `relnb replay` does) without the journal machinery.
+Headless runs (`relnb run`) hand these to the notebook's process through environment variables;
+interactive runs have none and ask a person instead. Kept apart from the journal machinery so the
+rules of a run can be read on their own, and replaced as a whole (`relnb replay` answers every
+step from the record through `RecordedOutcomes`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ ENV_HEADLESS = "RELNB_HEADLESS"
 # A rollback decided in advance for one case only: production did not pass after the deploy
 # (headless CI's "roll back if monitoring fails"). Plain ROLLBACK rolls back unconditionally.
 ROLLBACK_ON_FAILURE = "ROLLBACK-ON-FAILURE"
+# What an operator confirms to roll back unconditionally (`relnb run --confirm ROLLBACK`).
+ROLLBACK_CONFIRM = "ROLLBACK"
 ENV_ROOT = "RELNB_ROOT"
 
 
@@ -59,6 +62,7 @@ class RunContext:
 
     @classmethod
     def from_env(cls) -> RunContext:
+        """The context `relnb run` handed this process (empty, i.e. interactive, without it)."""
         ctx = cls(headless=os.environ.get(ENV_HEADLESS) == "1", recorded=cls.process_recorded)
         ctx.confirm = {c.strip().upper() for c in os.environ.get(ENV_CONFIRM, "").split(",") if c.strip()}
         ctx.rerun = {c.strip().upper() for c in os.environ.get(ENV_RERUN, "").split(",") if c.strip()}
@@ -116,13 +120,18 @@ class RunContext:
         return None
 
     def confirmed(self, gate_id: str) -> bool:
-        if gate_id == "ROLLBACK":  # never implied by `all` or `E`: a rollback is asked for by name
-            return "ROLLBACK" in self.confirm
+        """Did the operator confirm this gate (by ID, its section letter or `all`)?"""
+        if gate_id == ROLLBACK_CONFIRM:  # never implied by `all` or a section: asked for by name
+            return ROLLBACK_CONFIRM in self.confirm
         return bool({"ALL", gate_id, gate_id[0]} & self.confirm)
 
 
-def confirmation(control: Any, gate_id: str, release: Any = None) -> bool:
-    """A button's value in marimo; in Jupyter an explicit typed `yes`; otherwise a bool."""
+def confirmation(control: Any, gate_id: str, release: object = None) -> bool:
+    """A button's value in marimo; in Jupyter an explicit typed `yes`; otherwise a bool.
+
+    A person's go comes in many shapes; every action reads it through here so none of them can
+    be mistaken for a yes by accident.
+    """
     if isinstance(control, bool) or control is None:
         return bool(control)
     value = getattr(control, "value", None)

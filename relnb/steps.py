@@ -1,32 +1,137 @@
-"""The one step runner: how every gate check and every action runs and is recorded.
+"""The one step runner: how every gate check, gate action and rollback step runs and is recorded.
 
-A step is journaled when it starts and when it finishes; it is timed; an exception becomes a
-failed outcome with scrubbed evidence (never a pass); Ctrl-C is recorded as interrupted and
-re-raised; and under `relnb replay` a gate's step is answered from the record instead of run.
-Gates, their actions and the rollback's named steps differ only in the keys that identify them
-in the journal.
+The lifecycle is written once (`StepRunner._run_step`): a forced step gets its approval; the
+start is journaled; under `relnb replay` a step is answered from the record instead of run; the
+step is timed; an exception becomes a failed outcome with scrubbed evidence (never a pass); a
+value that is not an Outcome is a bug in the check and fails the step; Ctrl-C is journaled as
+interrupted and re-raised; the finish is journaled and returned as a `GateResult`.
+
+What differs between steps is only how they are named in the journal, and that is data of the
+step (`GateStep`, `NamedStep`), so the event shapes committed archives were written with stay
+exactly as they were.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from .gates import get_gate
 from .identity import whoami
 from .journal import utcnow
+from .promotion import PromotionGuard
 from .redact import format_exception, scrub, scrub_obj
 from .results import GateResult, Outcome, Status
 
 Check = Callable[[], Outcome]
 
 
-class StepRunner:
-    """Mixed into `Release`: runs a check or an action as a journaled step."""
+class Step(Protocol):
+    """A step as the runner sees it: who it is in the journal, and the bodies it journals."""
 
-    def execute(
+    gate_id: str
+    title: str
+    event: str  # "gate" or "action": the journal's f"{event}-started" / f"{event}-finished"
+    attempt: int
+    subject: str  # what a forced run's approval is for
+    replayable: bool  # `relnb replay` answers it from the archive
+
+    def forcer(self) -> dict[str, Any]: ...
+
+    def started(self, force: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]: ...
+
+    def finished(self, outcome: Outcome, started: str, t0: float) -> dict[str, Any]: ...
+
+    def interrupted(self, elapsed: float, started: str, t0: float) -> dict[str, Any]: ...
+
+
+def _ending(outcome: Outcome, summary: str, started: str, t0: float) -> dict[str, Any]:
+    """The part of a finish every step shares, in the order journals have always had it."""
+    return {
+        "status": str(outcome.status),
+        "summary": summary,
+        "evidence": scrub_obj(outcome.evidence),
+        "started_at": started,
+        "finished_at": utcnow(),
+        "duration_s": round(time.monotonic() - t0, 3),
+    }
+
+
+@dataclass(frozen=True)
+class GateStep:
+    """A gate's own step (its check, its evidence, or its action): an attempt of the gate."""
+
+    gate_id: str
+    title: str
+    event: str
+    attempt: int
+    action: str | None = None  # set for an action: the key its run-once record lives under
+    replayable: bool = True
+
+    @property
+    def subject(self) -> str:
+        return self.action or self.gate_id
+
+    def forcer(self) -> dict[str, Any]:
+        return {"by": whoami().to_dict()}
+
+    def started(self, force: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        keys: dict[str, Any] = {"gate": self.gate_id, "attempt": self.attempt}
+        if self.action is not None:
+            keys["action"] = self.action
+        return {**keys, **force, **extra}
+
+    def finished(self, outcome: Outcome, started: str, t0: float) -> dict[str, Any]:
+        keys: dict[str, Any] = {"gate": self.gate_id}
+        if self.action is not None:
+            keys["action"] = self.action
+        summary = scrub(" ".join(str(outcome.summary).split()))
+        return {**keys, "attempt": self.attempt, **_ending(outcome, summary, started, t0)}
+
+    def interrupted(self, elapsed: float, started: str, t0: float) -> dict[str, Any]:
+        stop = Outcome(Status.INTERRUPTED, f"interrupted by the user after {elapsed:.1f} s", {})
+        return self.finished(stop, started, t0)
+
+
+@dataclass(frozen=True)
+class NamedStep:
+    """A step that is not a gate's verdict (a rollback step): journaled under its own name with
+    the gate it belongs to, and no attempt of that gate."""
+
+    gate_id: str
+    title: str
+    name: str
+    event: str = "action"
+    attempt: int = 0
+    replayable: bool = False
+
+    @property
+    def subject(self) -> str:
+        return self.name
+
+    def forcer(self) -> dict[str, Any]:
+        return {}  # who forced it is the approval's (or the `confirmed_by` in extra)
+
+    def _keys(self) -> dict[str, Any]:
+        return {"action": self.name, "of_gate": self.gate_id}
+
+    def started(self, force: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        return {**self._keys(), **extra, **force}
+
+    def finished(self, outcome: Outcome, started: str, t0: float) -> dict[str, Any]:
+        return {**self._keys(), **_ending(outcome, scrub(outcome.summary), started, t0)}
+
+    def interrupted(self, elapsed: float, started: str, t0: float) -> dict[str, Any]:
+        return {**self._keys(), "status": "interrupted", "summary": "interrupted by the user"}
+
+
+class StepRunner(PromotionGuard):
+    """`Release`'s step runner: gates, actions and rollback steps all run through `_run_step`."""
+
+    def _execute(
         self,
         gate_id: str,
         fn: Check,
@@ -35,35 +140,35 @@ class StepRunner:
         forced: bool = False,
         reason: str | None = None,
         extra: dict[str, Any] | None = None,
-        name: str | None = None,
     ) -> GateResult:
-        """Run `fn` as gate `gate_id`'s step, or (with `name`) as a named action of that gate
-        (a rollback step), which is journaled under its own name and has no attempt count."""
+        """Run `fn` as the next attempt of gate `gate_id` (a check when `event` is "gate", its
+        action when "action")."""
         spec = get_gate(gate_id)
-        if name is None:
-            attempt = self.state.gates[gate_id].attempts + 1
-            keys: dict[str, Any] = {"gate": gate_id, "attempt": attempt}
-            if event == "action":
-                keys["action"] = (extra or {}).get("action", gate_id)
-            subject = keys.get("action") or gate_id
-        else:
-            attempt = 0
-            keys = {"action": name, "of_gate": gate_id}
-            subject = name
-        payload = dict(keys)
-        if forced:
-            payload.update(forced=True, reason=reason)
-            if name is None:
-                payload["by"] = whoami().to_dict()
-            grant = self.approval("force", subject, reason or "")
-            if grant:
-                payload.update(by=grant.identity, **grant.payload())
-        payload.update(extra or {})
+        action = (extra or {}).get("action", gate_id) if event == "action" else None
+        step = GateStep(spec.id, spec.title, event, self.state.gates[spec.id].attempts + 1, action)
+        return self._run_step(step, fn, forced=forced, reason=reason, extra=extra)
+
+    def _execute_named(
+        self, gate_id: str, name: str, fn: Check, *, forced: bool, reason: str | None, extra: dict[str, Any]
+    ) -> GateResult:
+        """Run `fn` as the step `name` of gate `gate_id` (a rollback step)."""
+        step = NamedStep(gate_id, get_gate(gate_id).title, name)
+        return self._run_step(step, fn, forced=forced, reason=reason, extra=extra)
+
+    def _run_step(
+        self, step: Step, fn: Check, *, forced: bool, reason: str | None, extra: dict[str, Any] | None
+    ) -> GateResult:
         started = utcnow()
-        self.journal.append(f"{event}-started", payload)
+        force: dict[str, Any] = {}
+        if forced:
+            force = {"forced": True, "reason": reason, **step.forcer()}
+            grant = self._approval("force", step.subject, reason or "")
+            if grant:
+                force.update(by=grant.identity, **grant.payload())
+        self.journal.append(f"{step.event}-started", step.started(force, extra or {}))
         recorded = self.context.recorded
-        if recorded is not None and name is None:  # `relnb replay`: answer from the archive
-            fn = partial(recorded.outcome, gate_id)
+        if recorded is not None and step.replayable:  # `relnb replay`: answer from the archive
+            fn = partial(recorded.outcome, step.gate_id)
         t0 = time.monotonic()
         try:
             outcome = fn()
@@ -72,40 +177,15 @@ class StepRunner:
                     f"check returned {type(outcome).__name__}, not an Outcome (a bug in the check)"
                 )
         except KeyboardInterrupt:
-            elapsed = time.monotonic() - t0
-            interrupted = Outcome(Status.INTERRUPTED, f"interrupted by the user after {elapsed:.1f} s", {})
-            self._finish(event, keys, spec.title, started, t0, interrupted, gate_id)
+            self.journal.append(f"{step.event}-finished", step.interrupted(time.monotonic() - t0, started, t0))
             raise
-        except Exception as exc:  # a crashing check is a failed gate with the evidence, never a pass
+        except Exception as exc:  # a crashing step is a failure with the evidence, never a pass
             outcome = Outcome.failed(
-                f"{type(exc).__name__}: {scrub(str(exc))}".strip()[:300],
-                traceback=format_exception(exc),
+                f"{type(exc).__name__}: {scrub(str(exc))}"[:300], traceback=format_exception(exc)
             )
-        return self._finish(event, keys, spec.title, started, t0, outcome, gate_id)
-
-    def _finish(
-        self,
-        event: str,
-        keys: dict[str, Any],
-        title: str,
-        started: str,
-        t0: float,
-        outcome: Outcome,
-        gate_id: str,
-    ) -> GateResult:
-        finished = utcnow()
-        body = {  # the keys in the order journals have always had them
-            **{k: keys[k] for k in ("gate", "action", "of_gate") if k in keys},
-            **({"attempt": keys["attempt"]} if "attempt" in keys else {}),
-            "status": str(outcome.status),
-            "summary": scrub(" ".join(str(outcome.summary).split())),
-            "evidence": scrub_obj(outcome.evidence),
-            "started_at": started,
-            "finished_at": finished,
-            "duration_s": round(time.monotonic() - t0, 3),
-        }
-        self.journal.append(f"{event}-finished", body)
+        body = step.finished(outcome, started, t0)
+        self.journal.append(f"{step.event}-finished", body)
         return GateResult(
-            gate_id, outcome.status, body["summary"], body["evidence"], started, finished,
-            keys.get("attempt", 0), title,
+            step.gate_id, outcome.status, body["summary"], body["evidence"], started, body["finished_at"],
+            step.attempt, step.title,
         )
