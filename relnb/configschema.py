@@ -105,7 +105,7 @@ ENV_TABLE = Table(
         ),
         "metrics": Table(
             {
-                "kind": _s("metrics source", "scrape", choices=("scrape", "prometheus")),
+                "kind": _s("metrics source: scrape, prometheus, or a `relnb.metric_sources` plug-in", "scrape"),
                 "urls": _l("/metrics URLs to scrape (kind = scrape)"),
                 "url": _s("Prometheus base URL (kind = prometheus)"),
                 "token_env": _s("env var with a bearer token for the metrics source"),

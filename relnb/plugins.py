@@ -31,6 +31,8 @@ CODE = "code"  # registered by the project's own code (e.g. register_check in th
 GROUPS = {
     "relnb.checks": "gate check (entry point name: the gate ID)",
     "relnb.queue_inspectors": "queue kind",
+    "relnb.migration_ledgers": "migration ledger kind",
+    "relnb.metric_sources": "metrics source kind",
     "relnb.flows": "smoke flows",
 }
 

@@ -21,18 +21,16 @@ ENV_WINDOW = "RELNB_WINDOW"
 
 
 def _source(ctx: GateContext, env_name: str, *, with_queue: bool) -> Any:
-    from .metrics import CombinedSource, PrometheusSource, QueueDepthSource, ScrapeSource
+    """The environment's metrics source (a `relnb.metric_sources` kind), or the key to set."""
+    from .metrics import CombinedSource, QueueDepthSource
+    from .metrics.sources import METRIC_SOURCES, NotConfigured
 
     env = ctx.env(env_name)
     m = env["metrics"]
-    if m["kind"] == "prometheus":
-        if not m["url"]:
-            return None
-        src: Any = PrometheusSource(m["url"], queries=m["queries"], token_env=m["token_env"])
-    else:
-        if not m["urls"]:
-            return None
-        src = ScrapeSource(m["urls"], token_env=m["token_env"])
+    try:
+        src: Any = METRIC_SOURCES.get(m["kind"])(m)
+    except NotConfigured as exc:
+        return f"environments.{env_name}.metrics.{exc.key}"
     redis_var = env["redis_url_env"]
     if not with_queue or not redis_var:
         return src
@@ -99,10 +97,8 @@ def run_window_gate(
     from .metrics.live import auto_display
 
     source = _source(ctx, env_name, with_queue=dlq)
-    if source is None:
-        kind = ctx.env(env_name)["metrics"]["kind"]
-        key = f"environments.{env_name}.metrics.{'url' if kind == 'prometheus' else 'urls'}"
-        return Outcome.inconclusive(f"no metrics source: set {key}", missing_config=key)
+    if isinstance(source, str):
+        return Outcome.inconclusive(f"no metrics source: set {source}", missing_config=source)
     rules = _rules(ctx, interval_s, dlq=dlq, min_samples=min_samples)
     out = run_window(
         source,

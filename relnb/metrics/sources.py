@@ -207,3 +207,41 @@ class RecordedSource:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "recorded", "samples": len(self.samples)}
+
+
+class NotConfigured(ValueError):
+    """A metrics source kind lacks a setting: `key` names it under environments.<env>.metrics."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"metrics.{key} is not set")
+
+
+SourceFactory = Callable[[Mapping[str, Any]], MetricSource]
+
+
+def _scrape(m: Mapping[str, Any]) -> MetricSource:
+    if not m["urls"]:
+        raise NotConfigured("urls")
+    return ScrapeSource(m["urls"], token_env=m["token_env"])
+
+
+def _prometheus(m: Mapping[str, Any]) -> MetricSource:
+    if not m["url"]:
+        raise NotConfigured("url")
+    return PrometheusSource(m["url"], queries=m["queries"], token_env=m["token_env"])
+
+
+def _metric_sources() -> Any:
+    from ..plugins import Registry, callable_shape
+
+    reg: Any = Registry("metrics source", "relnb.metric_sources", callable_shape)
+    reg.register("scrape", _scrape)
+    reg.register("prometheus", _prometheus)
+    return reg
+
+
+# `environments.<env>.metrics.kind` → a factory taking that metrics table and returning a
+# MetricSource (raising NotConfigured naming the missing key); plug-ins add kinds through the
+# `relnb.metric_sources` entry point group.
+METRIC_SOURCES = _metric_sources()
