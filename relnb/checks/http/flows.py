@@ -23,7 +23,7 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -65,10 +65,8 @@ def _on_path(directory: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
+        with suppress(ValueError):  # the module itself may have removed it
             sys.path.remove(entry)
-        except ValueError:
-            pass
 
 
 def load_module(spec: str, repo: Path, file: str, where: str) -> ModuleType:

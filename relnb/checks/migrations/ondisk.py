@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
 
 def prisma_checksum(script: str | bytes) -> str:
     data = script.encode() if isinstance(script, str) else script
