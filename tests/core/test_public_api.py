@@ -113,6 +113,14 @@ def test_plain_install_has_no_demo_or_marimo_servers(tmp_path) -> None:
     assert imported.returncode != 0
     assert "pip install 'relnb[demo]'" in imported.stderr.strip().splitlines()[-1]
     assert subprocess.run([py, "-c", "import relnb; relnb.Release"], env=env).returncode == 0
+    # the demo's repository ships as package data, each file the wheel was built from
+    where = subprocess.run(
+        [py, "-c", "import importlib.util as u; print(u.find_spec('relnb_demo').submodule_search_locations[0])"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout.strip()
+    shipped = {p.relative_to(where).as_posix() for p in Path(where, "app_repo").rglob("*") if p.is_file()}
+    source = {p.relative_to(ROOT / "relnb_demo").as_posix() for p in (ROOT / "relnb_demo" / "app_repo").rglob("*") if p.is_file()}
+    assert source and shipped == source
 
     demo = subprocess.run([str(venv / "bin" / "relnb"), "demo"], capture_output=True, text=True, env=env, timeout=120)
     assert demo.returncode == 3 and "pip install 'relnb[demo]'" in demo.stderr + demo.stdout
