@@ -266,7 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     relnb.archive.register_commands(sub)
     add_sign_parser(sub)
 
-    d = sub.add_parser("demo", help="run the whole checklist against an embedded demo stack")
+    d = sub.add_parser(
+        "demo",
+        help="run the whole checklist against an embedded demo stack",
+        description="Run the whole checklist against an embedded demo stack. The demo is the "
+        "relnb_demo package; its servers come with pip install 'relnb[demo]'.",
+    )
     d.add_argument("--fault", action="append", metavar="NAME[@ENV]", help="inject a fault (repeatable), e.g. dlq@production")
     d.add_argument("--window", default="2m", help="monitoring window (default 2m; 30m for the real thing)")
     d.add_argument("--keep", action="store_true", help="leave the stack running and print how to stop it")
