@@ -2,7 +2,11 @@
 
 The public API is what this module exports; the CLI and the release templates use nothing else.
 Heavy libraries (pandas, altair, boto3, psycopg, marimo) are imported only by the functions that
-need them, so `import relnb` stays fast in CI and in notebooks.
+need them, so `import relnb` stays fast in CI and in notebooks; the names in `_LAZY` (the headless
+runner, templates, signing, archive) load their module on first use.
+
+The demo (`relnb demo`) is a separate package, relnb_demo, installed with the `demo` extra; it uses
+this API like any team's code, and the library never imports it.
 """
 
 from . import redact, ui
@@ -117,6 +121,12 @@ def __dir__() -> list[str]:
 
 
 def __getattr__(name: str) -> object:
+    """A lazy export on first use (PEP 562), then cached in the module's globals.
+
+    The CLI and relnb_demo reach the headless runner, templates, signing and archive code through
+    these names (they are in `__all__`, so they are the API), while a notebook's `import relnb`
+    loads none of those modules.
+    """
     if name not in _LAZY:
         raise AttributeError(f"module 'relnb' has no attribute {name!r}")
     import importlib
