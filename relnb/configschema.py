@@ -91,7 +91,7 @@ ENV_TABLE = Table(
         ),
         "backups": Table(
             {
-                "kind": _s("where backups live", "s3", choices=("s3", "rds")),
+                "kind": _s("where backups live: s3, rds, or a `relnb.backup_stores` plug-in", "s3"),
                 "bucket": _s("S3 bucket"),
                 "prefix": _s("S3 key prefix of the backups", ""),
                 "max_age": _s("newest backup must be younger than this", "26h"),
@@ -100,7 +100,10 @@ ENV_TABLE = Table(
                 "access_key_env": _s("env var with the access key id"),
                 "secret_key_env": _s("env var with the secret access key"),
                 "instance": _s("RDS instance identifier (kind = rds)"),
-                "restore_test": _b("restore the newest backup into a scratch database", False),
+                "restore_test": _b("restore the newest backup into a scratch database (kind = s3)", False),
+                "restore_test_database_url_env": _s(
+                    "env var with the scratch database URL restore_test restores into (its tables are replaced)"
+                ),
             }
         ),
         "metrics": Table(
@@ -134,6 +137,10 @@ ENV_TABLE = Table(
                     "frontends whose CORS and redirect URIs B9 checks",
                 ),
             }
+        ),
+        "deploy_provider": _s(
+            "who deploys (D4, rollback): command, coolify, or a `relnb.deploy_providers` plug-in; "
+            "empty: coolify when coolify.api_url is set, else command"
         ),
         "commands": Table(
             {
@@ -183,7 +190,7 @@ ENV_TABLE = Table(
         ),
         "coolify": Table(
             {
-                "api_url": _s("Coolify base URL; when set, D4 deploys through Coolify instead of commands.deploy"),
+                "api_url": _s("Coolify base URL; when set (and deploy_provider is empty), D4 deploys through Coolify"),
                 "token_env": _s("env var with the Coolify API token"),
                 "uuid": _s("resource uuid to deploy"),
                 "tag": _s("Coolify tag to deploy (instead of uuid)"),

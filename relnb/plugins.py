@@ -33,6 +33,8 @@ GROUPS = {
     "relnb.queue_inspectors": "queue kind",
     "relnb.migration_ledgers": "migration ledger kind",
     "relnb.metric_sources": "metrics source kind",
+    "relnb.deploy_providers": "deploy provider (environments.<env>.deploy_provider)",
+    "relnb.backup_stores": "backup store kind",
     "relnb.flows": "smoke flows",
 }
 
@@ -100,6 +102,10 @@ class Registry(Generic[T]):
                 fix="uninstall one of them, or register with replace=True on purpose",
             )
         self._items[name] = Registration(name, value, origin)
+
+    def unregister(self, name: str) -> None:
+        """Take a name back out (a notebook or test that registered its own for a while)."""
+        self._items.pop(name, None)
 
     def _load_entry_points(self) -> None:
         if self._loaded:

@@ -10,25 +10,23 @@ from typing import Any
 from .. import git
 from ..checks.migrations.gates import rollback_plan
 from ..config import parse_duration
-from ..gatecontext import GateContext, command_action, not_configured
+from ..errors import RelnbError
+from ..gatecontext import GateContext, command_action, config_error
 from ..redact import scrub
 from ..results import Outcome, Status
 
 
 def snapshot(ctx: GateContext) -> Outcome:
-    """D2: pg_dump → S3 (or an RDS snapshot) when backups are configured, else the snapshot command."""
-    from . import snapshot as snap
+    """D2: a fresh backup in the production backup store, else the project's snapshot command."""
+    from .backupstores import NotConfigured, backup_store, with_store
 
-    b = ctx.env("production")["backups"]
-    if b["kind"] == "rds" and b["instance"]:
-        return snap.take_snapshot_rds(b["instance"], f"relnb-{ctx.release.id}".replace(".", "-"), client=ctx.aws_client(b, "rds"))
-    if b["bucket"]:
-        db = ctx.env_secret("production", "database_url_env")
-        if db is None:
-            return not_configured("environments.production.database_url_env", "name the env var with the production DB URL")
-        prefix = (b["prefix"].rstrip("/") + "/relnb-snapshots").lstrip("/")
-        return snap.take_snapshot_s3(db.reveal(), b["bucket"], prefix, label=f"release-{ctx.release.id}", client=ctx.aws_client(b))
-    return command_action(ctx, "snapshot")
+    try:
+        store = backup_store(ctx)
+    except NotConfigured:  # no bucket/instance: the team snapshots with a command, if any
+        return command_action(ctx, "snapshot")
+    except RelnbError as exc:
+        return config_error(exc)
+    return with_store(ctx, lambda s: s.snapshot(label=f"release-{ctx.release.id}"), store=store)
 
 
 def build_images(ctx: GateContext) -> Outcome:
@@ -40,21 +38,17 @@ def safe_mode(ctx: GateContext) -> Outcome:
 
 
 def deploy(ctx: GateContext) -> Outcome:
-    """D4: deploy (command or Coolify), then /version must show the released SHA."""
-    from .deploy import deploy_and_verify, deploy_coolify
+    """D4: the environment's deploy provider, then /version must show the released SHA."""
+    from .deploy import deploy_and_verify
+    from .deployers import DeployTarget
+    from .deployers import deploy as run_provider
 
     env = ctx.env("production")
     sha = ctx.release_sha() or ""
-    cool = env["coolify"]
-    if cool["api_url"]:
-        token = ctx.secret(cool["token_env"], "environments.production.coolify.token_env")
+    target = DeployTarget("production", str(ctx.release.info.get("version", "")), sha)
 
-        def step() -> Outcome:
-            return deploy_coolify(cool["api_url"], token, uuid=cool["uuid"], tag=cool["tag"])
-    else:
-
-        def step() -> Outcome:
-            return command_action(ctx, "deploy", extra_env={"RELNB_SHA": sha})
+    def step() -> Outcome:
+        return run_provider(ctx, target)
 
     if not env["version_path"]:
         done = step()
@@ -115,13 +109,15 @@ def rollback_steps(ctx: GateContext) -> list[tuple[str, Callable[[], Outcome]]]:
     prev_version = tag[len(ctx.config.project["tag_prefix"]):] if tag else ""
 
     def redeploy() -> Outcome:
+        from .deployers import DeployTarget
+        from .deployers import deploy as run_provider
+
         if not prev_sha:
             return Outcome.failed("no previous release tag to roll back to: set project.previous_tag")
-        name = "rollback" if env["commands"]["rollback"] else "deploy"
-        extra = {"RELNB_VERSION": prev_version, "RELNB_SHA": prev_sha, "RELNB_ROLLBACK": "1"}
+        target = DeployTarget("production", prev_version, prev_sha, rollback=True)
 
         def step() -> Outcome:
-            return command_action(ctx, name, extra_env=extra)
+            return run_provider(ctx, target)
 
         if not env["version_path"]:
             return step()
@@ -146,15 +142,12 @@ def rollback_steps(ctx: GateContext) -> list[tuple[str, Callable[[], Outcome]]]:
         else:
 
             def restore() -> Outcome:
-                from .restore import restore_from_evidence
+                from .backupstores import with_store
 
                 d2 = ctx.release.action_result("D2")
                 if not d2 or d2.get("status") != "passed":
                     return Outcome.failed("no D2 snapshot recorded in this release to restore")
-                db = ctx.env_secret("production", "database_url_env")
-                if db is None:
-                    return not_configured("environments.production.database_url_env", "name the production DB URL env var")
-                return restore_from_evidence(db.reveal(), d2.get("evidence", {}), client=ctx.aws_client(env["backups"]))
+                return with_store(ctx, lambda store: store.restore(d2.get("evidence", {})))
 
             steps.append(("rollback-restore-snapshot", restore))
     return steps

@@ -206,7 +206,7 @@ def test_the_plugins_guide_matches_the_package_and_its_check_works(tmp_path, mon
     assert ran.stdout.strip() == "failed|1 expected alert(s) not defined in ops/alerts.yml: QueueBacklog"
 
 
-def test_metric_source_and_migration_ledger_plugins_are_found(tmp_path) -> None:
+def test_metric_source_ledger_deploy_provider_and_backup_store_plugins_are_found(tmp_path) -> None:
     """The other registries read their entry point groups the same way (fresh process: entry
     points are read once per process)."""
     site = tmp_path / "site"
@@ -214,6 +214,7 @@ def test_metric_source_and_migration_ledger_plugins_are_found(tmp_path) -> None:
     (site / "kit_more-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: kit-more\nVersion: 1.0\n")
     (site / "kit_more-1.0.dist-info" / "entry_points.txt").write_text(
         "[relnb.metric_sources]\nsynthetic = kit_more:source\n[relnb.migration_ledgers]\nsqitch = kit_more:SQITCH\n"
+        "[relnb.deploy_providers]\nnomad = kit_more:nomad\n[relnb.backup_stores]\nnas = kit_more:NasStore\n"
     )
     (site / "kit_more.py").write_text(textwrap.dedent("""
         from relnb.checks.migrations.ledger import LedgerKind, LedgerReport
@@ -221,15 +222,26 @@ def test_metric_source_and_migration_ledger_plugins_are_found(tmp_path) -> None:
         def source(metrics):
             return FunctionSource({"error_rate": lambda t: 0.0}, name=f"synthetic {metrics['url']}")
         SQITCH = LedgerKind(read_disk=lambda d: [], compare=lambda conn, disk, apps: LedgerReport("sqitch", []))
+        def nomad(ctx, target):
+            return None
+        class NasStore:
+            def __init__(self, ctx, backups):
+                pass
     """))
     script = textwrap.dedent("""
         from relnb.checks.migrations.ledger import LEDGERS
         from relnb.metrics.sources import METRIC_SOURCES
+        from relnb.actions.backupstores import BACKUP_STORES
+        from relnb.actions.deployers import DEPLOY_PROVIDERS
         src = METRIC_SOURCES.get("synthetic")({"url": "x", "urls": [], "token_env": None, "queries": {}})
         print(src.name, METRIC_SOURCES.origin("synthetic"), "sqitch" in LEDGERS.names())
+        print(DEPLOY_PROVIDERS.origin("nomad"), BACKUP_STORES.names())
     """)
     ran = subprocess.run(
         [sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True
     )
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.strip() == "synthetic x kit-more 1.0 (entry point relnb.metric_sources:synthetic) True"
+    assert ran.stdout.splitlines() == [
+        "synthetic x kit-more 1.0 (entry point relnb.metric_sources:synthetic) True",
+        "kit-more 1.0 (entry point relnb.deploy_providers:nomad) ['nas', 'rds', 's3']",
+    ]

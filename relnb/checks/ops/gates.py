@@ -81,17 +81,10 @@ def previous_images(ctx: GateContext) -> Outcome:
 
 
 def backup_available(ctx: GateContext) -> Outcome:
-    from .backups import check_rds_snapshots, check_s3_backup
+    """C2: the production backup store's newest backup (relnb's s3/rds or a plug-in's store)."""
+    from ...actions.backupstores import max_age_hours, with_store
 
-    b = ctx.env("production")["backups"]
-    max_h = parse_duration(b["max_age"]) / 3600
-    if b["kind"] == "rds":
-        if not b["instance"]:
-            return not_configured("environments.production.backups.instance", "name the RDS instance")
-        return check_rds_snapshots(b["instance"], max_age_hours=max_h, client=ctx.aws_client(b, "rds"))
-    if not b["bucket"]:
-        return not_configured("environments.production.backups.bucket", "name the S3 bucket holding the backups")
-    return check_s3_backup(b["bucket"], b["prefix"], max_age_hours=max_h, client=ctx.aws_client(b))
+    return with_store(ctx, lambda store: store.newest(max_age_hours=max_age_hours(ctx)))
 
 
 def secrets_exist(ctx: GateContext) -> Outcome:
