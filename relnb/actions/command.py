@@ -12,8 +12,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +24,36 @@ from ..results import Outcome, last_line
 MAX_KEEP_LINES = 400
 
 
-def run_command(
-    command: str,
+@dataclass
+class Ran:
+    """What a command did: its exit code (None when it could not start), scrubbed output lines
+    (the last MAX_KEEP_LINES), how long it took and whether the time limit killed it."""
+
+    exit_code: int | None
+    lines: list[str]
+    duration_s: float
+    timed_out: bool = False
+    start_error: str | None = None
+
+
+def run_process(
+    command: str | Sequence[str],
     *,
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     timeout_s: float = 900,
     on_line: Callable[[str], None] | None = None,
-    what: str = "command",
-) -> Outcome:
-    """Run `command` in a shell; passed only on exit code 0 within the time limit."""
-    full_env = {**os.environ, **(env or {})}
-    if cwd is not None and not Path(cwd).is_dir():
-        return Outcome.failed(f"{what}: working directory {cwd} does not exist", command=scrub(command))
+) -> Ran:
+    """The one way relnb runs a team's command: a string through the shell, a list without one;
+    its own process group (a timeout kills its children too), no stdin, output drained by a
+    thread (a chatty command cannot block on a full pipe) and scrubbed line by line."""
     t0 = time.monotonic()
     try:
         proc = subprocess.Popen(
-            command,
-            shell=True,
+            command if isinstance(command, str) else list(command),
+            shell=isinstance(command, str),
             cwd=cwd,
-            env=full_env,
+            env={**os.environ, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -51,7 +62,7 @@ def run_command(
             start_new_session=True,
         )
     except OSError as exc:
-        return Outcome.failed(f"{what} could not start: {scrub(str(exc))}", command=scrub(command))
+        return Ran(None, [], 0.0, start_error=scrub(str(exc)))
     lines: list[str] = []
 
     def pump() -> None:
@@ -76,20 +87,37 @@ def run_command(
         kill_group(proc)
         raise
     reader.join(timeout=5)
-    elapsed = round(time.monotonic() - t0, 2)
+    return Ran(proc.returncode, lines, round(time.monotonic() - t0, 2), timed_out)
+
+
+def run_command(
+    command: str,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = 900,
+    on_line: Callable[[str], None] | None = None,
+    what: str = "command",
+) -> Outcome:
+    """Run `command` in a shell; passed only on exit code 0 within the time limit."""
+    if cwd is not None and not Path(cwd).is_dir():
+        return Outcome.failed(f"{what}: working directory {cwd} does not exist", command=scrub(command))
+    ran = run_process(command, cwd=cwd, env=env, timeout_s=timeout_s, on_line=on_line)
+    if ran.start_error is not None:
+        return Outcome.failed(f"{what} could not start: {ran.start_error}", command=scrub(command))
     evidence = {
         "command": scrub(command),
         "cwd": str(cwd) if cwd else None,
-        "exit_code": proc.returncode,
-        "duration_s": elapsed,
-        "output_tail": lines[-40:],
+        "exit_code": ran.exit_code,
+        "duration_s": ran.duration_s,
+        "output_tail": ran.lines[-40:],
     }
-    if timed_out:
+    if ran.timed_out:
         return Outcome.failed(f"{what} timed out after {timeout_s:.0f} s (killed)", **evidence)
-    last = last_line("\n".join(lines))
-    if proc.returncode == 0:
-        return Outcome.passed(f"{what} succeeded in {elapsed} s" + (f": {last[:160]}" if last else ""), **evidence)
-    return Outcome.failed(f"{what} exited {proc.returncode}" + (f": {last[:160]}" if last else ""), **evidence)
+    last = last_line("\n".join(ran.lines))
+    if ran.exit_code == 0:
+        return Outcome.passed(f"{what} succeeded in {ran.duration_s} s" + (f": {last[:160]}" if last else ""), **evidence)
+    return Outcome.failed(f"{what} exited {ran.exit_code}" + (f": {last[:160]}" if last else ""), **evidence)
 
 
 def kill_group(proc: subprocess.Popen[Any]) -> None:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...actions.command import kill_group
+from ...actions.command import run_process
 from ...redact import scrub
 from ...results import Outcome, last_line
 
@@ -379,42 +377,17 @@ def check_ci_command(
     env: Mapping[str, str] | None = None,
     tail_lines: int = 40,
 ) -> Outcome:
-    """Run the project's test command here; pass on exit 0 without failures in its summary.
-
-    Output goes to a temporary file, not a pipe, so a chatty or hung command cannot deadlock us;
-    the command runs in its own process group so a timeout kills its children too.
-    """
-    shell = isinstance(command, str)
+    """Run the project's test command here; pass on exit 0 without failures in its summary
+    (relnb's one command runner: own process group, a timeout kills its children too)."""
     shown = command if isinstance(command, str) else " ".join(command)
-    full_env = {**os.environ, **(env or {})}
-    started = time.monotonic()
-    with tempfile.TemporaryFile(mode="w+b") as out:
-        try:
-            proc = subprocess.Popen(
-                command if shell else list(command),
-                shell=shell,
-                cwd=str(cwd),
-                env=full_env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return Outcome.failed(
-                f"CI command could not start: {scrub(str(exc))}", command=scrub(shown), cwd=str(cwd)
-            )
-        timed_out = False
-        try:
-            code = proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            kill_group(proc)
-            code = proc.returncode
-        duration = round(time.monotonic() - started, 3)
-        out.seek(0)
-        text = out.read().decode("utf-8", errors="replace")
-    tail = scrub("\n".join(text.splitlines()[-tail_lines:]))
+    ran = run_process(command, cwd=cwd, env=env, timeout_s=timeout_s)
+    if ran.start_error is not None:
+        return Outcome.failed(
+            f"CI command could not start: {ran.start_error}", command=scrub(shown), cwd=str(cwd)
+        )
+    code, duration, timed_out = ran.exit_code, ran.duration_s, ran.timed_out
+    text = "\n".join(ran.lines)
+    tail = "\n".join(ran.lines[-tail_lines:])
     summary = parse_pytest_summary(text)
     evidence: dict[str, Any] = {
         "command": scrub(shown),
