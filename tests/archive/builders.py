@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..core.helpers import git
+
 RELNB = [sys.executable, "-m", "relnb.cli"]
 LEAD = "Lead <lead@example.org>"
 
@@ -30,22 +32,8 @@ migrate = "echo migrated-production >> {log}"
 """
 
 
-def git(root: Path, *args: str, date: str | None = None) -> str:
-    env = {**os.environ}
-    if date:
-        env.update(GIT_AUTHOR_DATE=date, GIT_COMMITTER_DATE=date)
-    out = subprocess.run(
-        ["git", "-c", "user.name=T", "-c", "user.email=t@example.org", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    return out.stdout.strip()
-
-
-def make_project(root: Path) -> Path:
+def project_with_history(root: Path) -> Path:
+    """A project released once (v1.0.0) with conventional commits since: changelog material."""
     root.mkdir(parents=True, exist_ok=True)
     git(root, "init", "-q", "-b", "main")
     (root / "relnb.toml").write_text(CONFIG.format(log=root / "actions.log"))

@@ -15,14 +15,14 @@ from relnb.archive import (
 from relnb.archive.changelog import commits_between, parse_commit
 
 from ..core.helpers import all_green
-from .builders import git, make_project
+from .builders import git, project_with_history
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     monkeypatch.setenv("RELNB_USER", "Lead <lead@example.org>")
     monkeypatch.delenv("RELNB_ROOT", raising=False)
-    return make_project(tmp_path / "proj")
+    return project_with_history(tmp_path / "proj")
 
 
 def f2(release):

@@ -13,14 +13,14 @@ import pytest
 from relnb import Outcome, Release
 from relnb.archive import archive_release
 
-from .builders import make_project
+from .builders import project_with_history
 
 
 @pytest.fixture
 def archive_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("RELNB_USER", "Lead <lead@example.org>")
     monkeypatch.delenv("RELNB_ROOT", raising=False)
-    root = make_project(tmp_path / "proj")
+    root = project_with_history(tmp_path / "proj")
     r = Release.create("1.1.0", root=root)
     r.check("A1")
     r.run("B5", lambda: Outcome.passed("5 smoke flows passed", flows=5))

@@ -10,14 +10,14 @@ import pytest
 from relnb.archive import archive_release, replay_archive
 from relnb.journal import JournalWriter, read_events
 
-from .builders import make_project, notebook_release, relnb
+from .builders import notebook_release, project_with_history, relnb
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     monkeypatch.setenv("RELNB_USER", "Lead <lead@example.org>")
     monkeypatch.delenv("RELNB_ROOT", raising=False)
-    return make_project(tmp_path / "proj")
+    return project_with_history(tmp_path / "proj")
 
 
 def _unshare_ok() -> bool:

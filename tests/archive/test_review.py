@@ -13,7 +13,7 @@ from relnb import Outcome, Release
 from relnb.archive import archive_release, read_index
 from relnb.archive.dora import dora_metrics, gate_failure_frequency
 
-from .builders import make_project
+from .builders import project_with_history
 
 REVIEW = Path(__file__).resolve().parents[2] / "notebooks" / "review.py"
 
@@ -65,7 +65,7 @@ def test_dora_definitions():
 def test_review_notebook_headless_html_from_real_archives(tmp_path, monkeypatch):
     monkeypatch.setenv("RELNB_USER", "Lead <lead@example.org>")
     monkeypatch.delenv("RELNB_ROOT", raising=False)
-    root = make_project(tmp_path / "proj")
+    root = project_with_history(tmp_path / "proj")
     for rid, ok in (("1.1.0", True), ("1.2.0", False)):
         r = Release.create(rid, root=root)
         r.run("B6", lambda ok=ok: Outcome.passed("ok") if ok else Outcome.failed("stuck jobs"))
@@ -101,7 +101,7 @@ def test_list_stays_on_the_index(tmp_path, monkeypatch, n):
     from relnb.config import load_config
 
     monkeypatch.setenv("RELNB_USER", "Lead <lead@example.org>")
-    root = make_project(tmp_path / "proj")
+    root = project_with_history(tmp_path / "proj")
     for i in range(n):
         Release.create(f"1.{i}.0", root=root).close()
         archive_release(f"1.{i}.0", root=root)

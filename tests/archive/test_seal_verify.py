@@ -18,7 +18,7 @@ from relnb.archive import (
 )
 from relnb.redact import REDACTOR
 
-from .builders import make_project
+from .builders import project_with_history
 from .builders import relnb as run_cli
 
 EXPECTED = {
@@ -38,7 +38,7 @@ EXPECTED = {
 def project(tmp_path, monkeypatch):
     monkeypatch.setenv("RELNB_USER", "Lead <lead@example.org>")
     monkeypatch.delenv("RELNB_ROOT", raising=False)
-    return make_project(tmp_path / "proj")
+    return project_with_history(tmp_path / "proj")
 
 
 def build(project, rid="1.1.0"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import subprocess
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from ..conftest import unused_port
+from ..core.helpers import Repo
 
 HERE = Path(__file__).parent
 
@@ -113,57 +113,6 @@ def docflow() -> Iterator[Docflow]:
             state.knobs,
             state,
         )
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {
-        "GIT_AUTHOR_NAME": "T",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "T",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-        "HOME": str(repo),
-        "PATH": "/usr/bin:/bin:/usr/local/bin",
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    out = subprocess.run(
-        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=30
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
-class Repo:
-    """A real git repository in tmp_path, written through git itself."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        git(path, "init", "-q", "-b", "main")
-
-    def git(self, *args: str) -> str:
-        return git(self.path, *args)
-
-    def commit(
-        self,
-        files: dict[str, str | None],
-        message: str,
-        *,
-        tag: str | None = None,
-        executable: tuple[str, ...] = (),
-    ) -> str:
-        for name, text in files.items():
-            p = self.path / name
-            if text is None:
-                self.git("rm", "-q", name)
-                continue
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(text)
-            if name in executable:
-                p.chmod(0o755)
-            self.git("add", name)
-        self.git("commit", "-q", "-m", message)
-        if tag:
-            self.git("tag", "-a", tag, "-m", tag)
-        return self.git("rev-parse", "HEAD")
 
 
 @pytest.fixture

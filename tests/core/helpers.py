@@ -2,21 +2,76 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import relnb
 from relnb import Outcome
 
 
+def git(root: Path, *args: str, date: str | None = None) -> str:
+    """git in `root` as an isolated user T (no system or global config), optionally at `date`."""
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "T",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "T",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+    }
+    if date:
+        env.update(GIT_AUTHOR_DATE=date, GIT_COMMITTER_DATE=date)
+    out = subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, f"git {' '.join(args)}: {out.stderr}"
+    return out.stdout.strip()
+
+
+def commit(
+    root: Path,
+    files: dict[str, str | None],
+    message: str,
+    *,
+    tag: str | None = None,
+    executable: tuple[str, ...] = (),
+) -> str:
+    """Write (or, for None, remove) `files`, commit them, optionally tag; returns the SHA."""
+    for name, text in files.items():
+        p = root / name
+        if text is None:
+            git(root, "rm", "-q", name)
+            continue
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        if name in executable:
+            p.chmod(0o755)
+        git(root, "add", name)
+    git(root, "commit", "-q", "--allow-empty", "-m", message)
+    if tag:
+        git(root, "tag", "-a", tag, "-m", tag)
+    return git(root, "rev-parse", "HEAD")
+
+
+class Repo:
+    """A real git repository in a test's directory, written through git itself."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        git(path, "init", "-q", "-b", "main")
+
+    def git(self, *args: str) -> str:
+        return git(self.path, *args)
+
+    def commit(self, files: dict[str, str | None], message: str, **kw: Any) -> str:
+        return commit(self.path, files, message, **kw)
+
+
 def make_project(root: Path, toml: str = "") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
-    subprocess.run(
-        ["git", "-c", "user.name=T", "-c", "user.email=t@example.org", "commit", "-q", "--allow-empty", "-m", "init"],
-        cwd=root,
-        check=True,
-    )
+    """A git repository with one commit and `toml` as its relnb.toml (uncommitted)."""
+    Repo(root).commit({}, "init")
     (root / "relnb.toml").write_text(toml)
     return root
 

@@ -17,24 +17,14 @@ import pytest
 from relnb.journal import JournalWriter
 from relnb.signing import SigningSettings, approve
 
+from ..core.helpers import git
+
 ALICE, BOB, CAROL, MALLORY = (
     "alice@example.com",
     "bob@example.com",
     "carol@example.com",
     "mallory@example.com",
 )
-
-
-def _git(repo: Path, *args: str) -> str:
-    out = subprocess.run(
-        ["git", "-c", "user.name=T", "-c", "user.email=t@example.org", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    return out.stdout.strip()
 
 
 @dataclass
@@ -78,7 +68,7 @@ class Repo:
 def repo(tmp_path: Path, keys: Keys) -> Repo:
     path = tmp_path / "app"
     path.mkdir()
-    _git(path, "init", "-q", "-b", "main")
+    git(path, "init", "-q", "-b", "main")
     signers = path / ".relnb" / "allowed_signers"
     signers.parent.mkdir()
     signers.write_text(
@@ -88,13 +78,13 @@ def repo(tmp_path: Path, keys: Keys) -> Repo:
         f'{ALICE} namespaces="relnb" {keys.pub("alice")}\n'
         f"{BOB} {keys.pub('bob')} bob's laptop\n"
     )
-    _git(path, "add", ".")
-    _git(path, "commit", "-q", "-m", "allowed signers")
-    before = _git(path, "rev-parse", "HEAD")
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "allowed signers")
+    before = git(path, "rev-parse", "HEAD")
     with signers.open("a") as fh:
         fh.write(f"# relnb-roles: {CAROL} db-reviewer,prod-approver\n{CAROL} {keys.pub('carol')}\n")
-    _git(path, "commit", "-q", "-am", "add carol")
-    return Repo(path, before, _git(path, "rev-parse", "HEAD"))
+    git(path, "commit", "-q", "-am", "add carol")
+    return Repo(path, before, git(path, "rev-parse", "HEAD"))
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,8 @@ from relnb.signing import SigningError, SigningRefused, verify_release_signature
 from relnb.signing.keys import sign_statement
 from relnb.signing.statement import make_statement
 
-from .conftest import _git, append_event, failed_gate, new_journal, settings, signed_event
+from ..core.helpers import git
+from .conftest import append_event, failed_gate, new_journal, settings, signed_event
 
 
 def _needles(key_file: Path) -> list[str]:
@@ -43,8 +44,8 @@ def test_no_private_key_material_anywhere(tmp_path, repo, keys, capfd):
         signers.read_text()
         + f"# relnb-roles: rev@example.com db-reviewer\nlead@example.com {pub['lead']}\nrev@example.com {pub['rev']}\n"
     )
-    _git(repo.path, "commit", "-q", "-am", "canary signers")
-    sha = _git(repo.path, "rev-parse", "HEAD")
+    git(repo.path, "commit", "-q", "-am", "canary signers")
+    sha = git(repo.path, "rev-parse", "HEAD")
     (repo.path / "relnb.toml").write_text('[project]\nrelease_lead = "Lead <lead@example.com>"\n')
 
     j = new_journal(repo.path / "releases" / "9.9.9", repo, release_id="9.9.9", sha=sha)

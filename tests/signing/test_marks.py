@@ -19,7 +19,8 @@ from relnb import Outcome, Release
 from relnb.eventtext import describe_event
 from relnb.journal import read_events
 
-from .conftest import ALICE, BOB, Repo, _git
+from ..core.helpers import commit
+from .conftest import ALICE, BOB, Repo
 
 RELNB = [sys.executable, "-m", "relnb.cli"]
 REVIEW = Path(__file__).resolve().parents[2] / "notebooks" / "review.py"
@@ -34,11 +35,7 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
 
 
 def _project(repo: Repo, signing: str) -> Path:
-    (repo.path / "relnb.toml").write_text(
-        f'[project]\nname = "marks"\nrelease_lead = "Alice <{ALICE}>"\n{signing}'
-    )
-    _git(repo.path, "add", "relnb.toml")
-    _git(repo.path, "commit", "-q", "-m", "relnb config")
+    commit(repo.path, {"relnb.toml": f'[project]\nname = "marks"\nrelease_lead = "Alice <{ALICE}>"\n{signing}'}, "relnb config")
     return repo.path
 
 

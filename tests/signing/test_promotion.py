@@ -14,17 +14,13 @@ import relnb
 from relnb import Outcome, Status
 from relnb.signing import SigningRefused
 
-from ..core.helpers import all_green
-from .conftest import ALICE, BOB, CAROL, _git
+from ..core.helpers import all_green, commit
+from .conftest import ALICE, BOB, CAROL
 
 
 def _project(repo, *, approvers: int = 1):
-    (repo.path / "relnb.toml").write_text(
-        f'[project]\nrelease_lead = "Alice <{ALICE}>"\n'
-        f"[signing]\nenabled = true\nmin_production_approvers = {approvers}\n"
-    )
-    _git(repo.path, "add", ".")
-    _git(repo.path, "commit", "-qm", "cfg")
+    toml = f'[project]\nrelease_lead = "Alice <{ALICE}>"\n[signing]\nenabled = true\nmin_production_approvers = {approvers}\n'
+    commit(repo.path, {"relnb.toml": toml}, "cfg")
     return repo.path
 
 

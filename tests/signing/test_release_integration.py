@@ -14,15 +14,13 @@ import relnb
 from relnb import Outcome
 from relnb.signing import SigningRefused
 
+from ..core.helpers import commit
 from .conftest import ALICE, BOB
 
 
 def _project(repo_path: Path, *, enabled: bool) -> Path:
-    (repo_path / "relnb.toml").write_text(
-        f'[project]\nrelease_lead = "Alice <{ALICE}>"\n[signing]\nenabled = {str(enabled).lower()}\n'
-    )
-    subprocess.run(["git", "-C", str(repo_path), "-c", "user.name=T", "-c", "user.email=t@x.org", "add", "."], check=True)
-    subprocess.run(["git", "-C", str(repo_path), "-c", "user.name=T", "-c", "user.email=t@x.org", "commit", "-qm", "cfg"], check=True)
+    toml = f'[project]\nrelease_lead = "Alice <{ALICE}>"\n[signing]\nenabled = {str(enabled).lower()}\n'
+    commit(repo_path, {"relnb.toml": toml}, "cfg")
     return repo_path
 
 

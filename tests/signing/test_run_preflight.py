@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import ALICE, BOB, Keys, Repo, _git
+from ..core.helpers import commit
+from .conftest import ALICE, BOB, Keys, Repo
 
 RELNB = [sys.executable, "-m", "relnb.cli"]
 EXIT_PENDING = 2
@@ -39,9 +40,7 @@ def relnb(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproces
 
 
 def _project(repo: Repo) -> Path:
-    (repo.path / "relnb.toml").write_text(CONFIG)
-    _git(repo.path, "add", "relnb.toml")
-    _git(repo.path, "commit", "-q", "-m", "relnb config")
+    commit(repo.path, {"relnb.toml": CONFIG}, "relnb config")
     new = relnb("new", "1.0.0", cwd=repo.path)
     assert new.returncode == 0, new.stdout + new.stderr
     return repo.path

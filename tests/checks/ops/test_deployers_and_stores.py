@@ -5,7 +5,6 @@ same against moto's S3 and the real Postgres through the gates."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -25,21 +24,15 @@ from relnb.actions.gates import deploy, rollback_steps, snapshot
 from relnb.checks.ops.gates import backup_available
 from relnb.gatecontext import GateContext
 
-from ...core.helpers import make_project
-
-
-def _commit(root: Path, msg: str) -> str:
-    env = ["-c", "user.name=T", "-c", "user.email=t@example.org"]
-    subprocess.run(["git", *env, "commit", "-q", "--allow-empty", "-m", msg], cwd=root, check=True)
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True, text=True).stdout.strip()
+from ...core.helpers import commit, git, make_project
 
 
 @pytest.fixture
 def release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Release]:
     monkeypatch.setenv("RELNB_USER", "Lead Person <lead@example.org>")
     root = make_project(tmp_path / "app")
-    subprocess.run(["git", "tag", "v1.0.0"], cwd=root, check=True)
-    _commit(root, "feat: 1.1.0")
+    git(root, "tag", "v1.0.0")
+    commit(root, {}, "feat: 1.1.0")
     r = Release.create("1.1.0", root=root)
     yield r
     r.close()
@@ -84,9 +77,7 @@ def test_relnb_registers_its_own_like_a_plugin() -> None:
 
 
 def test_a_teams_provider_deploys_d4_and_the_rollback(release, serve, registered) -> None:
-    prev_sha = subprocess.run(
-        ["git", "rev-parse", "v1.0.0"], cwd=release.config.root, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    prev_sha = git(release.config.root, "rev-parse", "v1.0.0")
     platform = Platform(prev_sha)
     DEPLOY_PROVIDERS.register("nomad-test", platform.provider, origin="code")
     registered.append((DEPLOY_PROVIDERS, "nomad-test"))
