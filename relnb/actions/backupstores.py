@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..config import parse_duration
+from ..plugins import Registry
 from ..results import Outcome
 
 if TYPE_CHECKING:
@@ -135,16 +136,9 @@ def _shape(value: Any) -> str | None:
     return None if callable(value) else f"is a {type(value).__name__}, not a store factory"
 
 
-def _backup_stores() -> Any:
-    from ..plugins import Registry
-
-    reg: Any = Registry("backup store", "relnb.backup_stores", _shape)
-    reg.register("s3", S3Store)
-    reg.register("rds", RdsStore)
-    return reg
-
-
-BACKUP_STORES = _backup_stores()
+BACKUP_STORES: Registry[StoreFactory] = Registry("backup store", "relnb.backup_stores", _shape)
+BACKUP_STORES.register("s3", S3Store)
+BACKUP_STORES.register("rds", RdsStore)
 
 
 def backup_store(ctx: GateContext) -> BackupStore:

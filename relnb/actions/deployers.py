@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..plugins import Registry, callable_shape
 from ..results import Outcome
 
 if TYPE_CHECKING:
@@ -77,16 +78,9 @@ def coolify_provider(ctx: GateContext, target: DeployTarget) -> Outcome:
     return deploy_coolify(cool["api_url"], token, uuid=cool["uuid"], tag=cool["tag"])
 
 
-def _deploy_providers() -> Any:
-    from ..plugins import Registry, callable_shape
-
-    reg: Any = Registry("deploy provider", "relnb.deploy_providers", callable_shape)
-    reg.register("command", command_provider)
-    reg.register("coolify", coolify_provider)
-    return reg
-
-
-DEPLOY_PROVIDERS = _deploy_providers()
+DEPLOY_PROVIDERS: Registry[DeployProvider] = Registry("deploy provider", "relnb.deploy_providers", callable_shape)
+DEPLOY_PROVIDERS.register("command", command_provider)
+DEPLOY_PROVIDERS.register("coolify", coolify_provider)
 
 
 def provider_name(env: dict[str, Any]) -> str:

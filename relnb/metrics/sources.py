@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..plugins import Registry, callable_shape
 from ..redact import scrub
 from .prometheus import DEFAULT_QUERIES, PrometheusSource
 from .samples import (
@@ -232,16 +233,9 @@ def _prometheus(m: Mapping[str, Any]) -> MetricSource:
     return PrometheusSource(m["url"], queries=m["queries"], token_env=m["token_env"])
 
 
-def _metric_sources() -> Any:
-    from ..plugins import Registry, callable_shape
-
-    reg: Any = Registry("metrics source", "relnb.metric_sources", callable_shape)
-    reg.register("scrape", _scrape)
-    reg.register("prometheus", _prometheus)
-    return reg
-
-
 # `environments.<env>.metrics.kind` → a factory taking that metrics table and returning a
 # MetricSource (raising NotConfigured naming the missing key); plug-ins add kinds through the
 # `relnb.metric_sources` entry point group.
-METRIC_SOURCES = _metric_sources()
+METRIC_SOURCES: Registry[SourceFactory] = Registry("metrics source", "relnb.metric_sources", callable_shape)
+METRIC_SOURCES.register("scrape", _scrape)
+METRIC_SOURCES.register("prometheus", _prometheus)

@@ -62,12 +62,27 @@ class Platform:
 
 
 @pytest.fixture
-def registered() -> Iterator[list[tuple[Any, str]]]:
-    """Registrations a test makes, taken back out afterwards."""
+def register() -> Iterator[Any]:
+    """`register(registry, name, value)` as the project's code would; taken back out afterwards."""
     made: list[tuple[Any, str]] = []
-    yield made
+
+    def add(registry: Any, name: str, value: Any) -> None:
+        registry.register(name, value, origin="code")
+        made.append((registry, name))
+
+    yield add
     for registry, name in made:
         registry.unregister(name)
+
+
+def deploy_with(release: Release, provider: str, version_url: str, timeout: str) -> Outcome:
+    """D4 with `provider`, verified against `version_url`/version."""
+    configure(
+        release,
+        f'[environments.production]\nbase_url = "{version_url}"\nversion_path = "/version"\n'
+        f'version_field = "sha"\nversion_timeout = "{timeout}"\ndeploy_provider = "{provider}"\n',
+    )
+    return deploy(GateContext(release, "D4"))
 
 
 def test_relnb_registers_its_own_like_a_plugin() -> None:
@@ -76,18 +91,11 @@ def test_relnb_registers_its_own_like_a_plugin() -> None:
     assert DEPLOY_PROVIDERS.origin("command") == BACKUP_STORES.origin("s3") == "relnb"
 
 
-def test_a_teams_provider_deploys_d4_and_the_rollback(release, serve, registered) -> None:
+def test_a_teams_provider_deploys_d4_and_the_rollback(release, serve, register) -> None:
     prev_sha = git(release.config.root, "rev-parse", "v1.0.0")
     platform = Platform(prev_sha)
-    DEPLOY_PROVIDERS.register("nomad-test", platform.provider, origin="code")
-    registered.append((DEPLOY_PROVIDERS, "nomad-test"))
-    url = serve(platform.app())
-    configure(
-        release,
-        f'[environments.production]\nbase_url = "{url}"\nversion_path = "/version"\n'
-        'version_field = "sha"\nversion_timeout = "5s"\ndeploy_provider = "nomad-test"\n',
-    )
-    out = deploy(GateContext(release, "D4"))
+    register(DEPLOY_PROVIDERS, "nomad-test", platform.provider)
+    out = deploy_with(release, "nomad-test", serve(platform.app()), "5s")
     assert out.status is Status.PASSED, out.summary
     assert platform.targets == [DeployTarget("production", "1.1.0", release.info["git_sha"])]
     assert out.evidence["deploy"]["provider"] == "nomad-test" and out.evidence["deploy"]["pods"] == 3
@@ -101,21 +109,14 @@ def test_a_teams_provider_deploys_d4_and_the_rollback(release, serve, registered
     assert platform.sha == prev_sha
 
 
-def test_a_provider_that_says_done_but_did_not_deploy_fails_at_version(release, serve, registered) -> None:
+def test_a_provider_that_says_done_but_did_not_deploy_fails_at_version(release, serve, register) -> None:
     platform = Platform("0" * 40)
-    DEPLOY_PROVIDERS.register("liar-test", lambda ctx, t: Outcome.passed("done"), origin="code")
-    registered.append((DEPLOY_PROVIDERS, "liar-test"))
-    url = serve(platform.app())
-    configure(
-        release,
-        f'[environments.production]\nbase_url = "{url}"\nversion_path = "/version"\n'
-        'version_field = "sha"\nversion_timeout = "1s"\ndeploy_provider = "liar-test"\n',
-    )
-    out = deploy(GateContext(release, "D4"))
+    register(DEPLOY_PROVIDERS, "liar-test", lambda ctx, t: Outcome.passed("done"))
+    out = deploy_with(release, "liar-test", serve(platform.app()), "1s")
     assert out.status is Status.FAILED and "deploy reported passed, but" in out.summary
 
 
-def test_unknown_broken_and_misshapen_providers_never_pass(release, registered) -> None:
+def test_unknown_broken_and_misshapen_providers_never_pass(release, register) -> None:
     configure(release, '[environments.production]\ndeploy_provider = "kubernetes"\n')
     out = deploy(GateContext(release, "D4"))
     assert out.status is Status.FAILED  # and at once: nothing was deployed, no /version to wait for
@@ -124,9 +125,8 @@ def test_unknown_broken_and_misshapen_providers_never_pass(release, registered) 
     def broken(ctx: GateContext, target: DeployTarget) -> Outcome:
         raise RuntimeError("API down")
 
-    DEPLOY_PROVIDERS.register("broken-test", broken, origin="code")
-    DEPLOY_PROVIDERS.register("shape-test", lambda ctx, t: "ok", origin="code")
-    registered.extend([(DEPLOY_PROVIDERS, "broken-test"), (DEPLOY_PROVIDERS, "shape-test")])
+    register(DEPLOY_PROVIDERS, "broken-test", broken)
+    register(DEPLOY_PROVIDERS, "shape-test", lambda ctx, t: "ok")
     configure(release, '[environments.production]\ndeploy_provider = "broken-test"\n')
     out = deploy(GateContext(release, "D4"))
     assert out.status is Status.FAILED and "raised RuntimeError: API down" in out.summary
@@ -176,9 +176,8 @@ class FolderStore:
         return Outcome.passed(f"restored {evidence['file']}")
 
 
-def test_a_teams_backup_store_answers_c2_d2_and_the_restore(release, tmp_path, registered) -> None:
-    BACKUP_STORES.register("folder-test", FolderStore, origin="code")
-    registered.append((BACKUP_STORES, "folder-test"))
+def test_a_teams_backup_store_answers_c2_d2_and_the_restore(release, tmp_path, register) -> None:
+    register(BACKUP_STORES, "folder-test", FolderStore)
     db = tmp_path / "db.json"
     db.write_text(json.dumps({"accounts": 250}))
     configure(release, '[environments.production.backups]\nkind = "folder-test"\n')
