@@ -69,3 +69,23 @@ def test_every_relnb_command_in_the_docs_parses():
             parser.parse_args(argv)
         except SystemExit as exc:
             raise AssertionError(f"{where}: rejected by the CLI") from exc
+
+
+def test_every_module_the_docs_name_exists():
+    """docs/ name modules (`relnb/checks/http/smoke.py`, `rules.py` in a row of its package):
+    each must be a file of that package, so a move or split shows up as a failing doc."""
+    import re
+
+    missing = []
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        text = doc.read_text()
+        for path in re.findall(r"`((?:relnb|relnb_demo|tests)/[\w/.-]+)`", text):
+            if not (ROOT / path).exists():
+                missing.append(f"{doc.name}: {path}")
+        for row in re.findall(r"^\|.*$", text, re.M):  # a table row naming a package and its modules
+            package = re.search(r"`((?:relnb|relnb_demo)/[\w/]+)/`", row)
+            if package:
+                for name in re.findall(r"`(\w+\.py)`", row):
+                    if not (ROOT / package.group(1) / name).exists():
+                        missing.append(f"{doc.name}: {package.group(1)}/{name}")
+    assert missing == []
