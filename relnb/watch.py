@@ -180,17 +180,12 @@ def staging_soak(ctx: GateContext) -> Outcome:
 
 
 def figures(release: Any, gate_id: str) -> tuple[str, ...]:
-    """Inline SVG charts of a gate's recorded samples (re-derived from the journal, never stored)."""
-    samples = [e.payload for e in release.journal.events if e.type == "sample" and e.payload.get("gate") == gate_id]
-    if not samples:
-        return ()
-    from .gatecontext import GateContext
-    from .metrics.charts import chart_html
+    """The gate's charts of its recorded samples, with its rules' limits and breaches: the same
+    renderer and the same picture as the sealed archive shows (relnb.metrics.svgchart)."""
+    from .metrics.svgchart import sample_rows, window_figures
 
-    ctx = GateContext(release, gate_id)
-    interval = parse_duration(ctx.config.data["monitor"]["interval"])
     try:
-        return (chart_html(samples, _rules(ctx, interval, dlq=gate_id == "D7"), release.result(gate_id).evidence),)
+        return window_figures(sample_rows(release.journal.events), gate_id, release.result(gate_id).evidence)
     except Exception as exc:  # a chart must never hide the verdict
         return (f"<p>chart unavailable: {type(exc).__name__}</p>",)
 

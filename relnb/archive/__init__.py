@@ -4,6 +4,7 @@ Heavy work (rendering, git, subprocesses) happens inside functions; importing th
 loads the standard library and relnb's core.
 """
 
+from ..metrics.svgchart import Chart
 from .changelog import f3_changelog, insert_section, render_section, update_changelog
 from .commands import add_list_args, add_verify_args
 from .commands import register as register_commands
@@ -17,7 +18,7 @@ from .incidents import (
     waive_incident_test,
 )
 from .index import read_index, rebuild_index
-from .record import ArchiveView, Chart
+from .record import ArchiveView
 from .replay import ArchivedOutcomes, ReplayReport, replay_archive
 from .seal import AlreadySealed, ArchiveBlocked, ArchiveResult, archive, archive_release, scan_text
 from .verify import ArchiveReport, Problem, verify_all, verify_release_dir

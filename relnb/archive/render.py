@@ -53,7 +53,7 @@ def notebook_cells(view: ArchiveView, changelog: str | None) -> list[tuple[str, 
         ),
         (
             "code",
-            'from relnb.archive import ArchiveView\n\nrecord = ArchiveView(".")\nrecord',
+            'from relnb.archive import ArchiveView\n\nrecord = ArchiveView(".", marks=True)\nrecord',
             view,
         ),
     ]

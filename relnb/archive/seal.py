@@ -182,7 +182,7 @@ def _archive(
     writer: JournalWriter, directory: Path, config: Config, write_junit: Any
 ) -> ArchiveResult:
     events = writer.events
-    view = ArchiveView(directory, events=events)
+    view = ArchiveView(directory, events=events, marks=True)
     state = fold(view.release_id, events)
     stage = directory / F.STAGING
     shutil.rmtree(stage, ignore_errors=True)

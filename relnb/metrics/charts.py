@@ -13,7 +13,6 @@ charts (`window_chart`) always show every recorded point.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -377,16 +376,3 @@ def mimebundle(chart: alt.TopLevelMixin | VegaLite | Mapping[str, Any]) -> dict[
         "image/svg+xml": to_svg(spec),
         "text/plain": "<monitoring window chart>",
     }
-
-
-def chart_html(
-    samples: Iterable[Sample | Mapping[str, Any]],
-    rules: Sequence[Rule],
-    evidence: Mapping[str, Any] | None = None,
-) -> str:
-    """Self-contained HTML (inline SVG) for GateResult.figures and archives."""
-    items = [as_sample(s) for s in samples]
-    svg = to_svg(window_spec(items, rules, evidence=evidence))
-    n = len(items)
-    caption = html.escape(f"monitoring window: {n} recorded samples")
-    return f'<figure class="relnb-window-chart" data-samples="{n}">{svg}<figcaption>{caption}</figcaption></figure>'
