@@ -68,7 +68,13 @@ ENV_TABLE = Table(
     {
         "base_url": _s("API base URL of this environment", required=True),
         "version_path": _s("path that reports the deployed version", "/version"),
-        "version_field": _s("JSON field of version_path holding the git SHA", "sha"),
+        "version_field": _s("JSON field of version_path holding the deployed version", "sha"),
+        "version_reports": _s(
+            "what version_field holds: the git SHA of the deployed commit, or the release version"
+            " (an app that knows only its own version, e.g. NetBox's /api/status/)",
+            "sha",
+            choices=("sha", "version"),
+        ),
         "version_timeout": _s("how long B1/D4 wait for version_path to show the expected SHA", "2m"),
         "auth": Table(
             {
@@ -84,7 +90,7 @@ ENV_TABLE = Table(
             {
                 "kind": _s("queue library: bullmq, rq, celery, redis-streams, or a `relnb.queue_inspectors` plug-in", "bullmq"),
                 "names": _l("queue names", ["extraction"]),
-                "prefix": _s("key prefix (BullMQ)", "bull"),
+                "prefix": _s("key prefix (default: the library's own: bull for BullMQ, rq for RQ)", ""),
                 "max_job_age": _s("oldest acceptable waiting/active job", "5m"),
                 "check_interval": _s("how long B6/B7 observe the queues", "10s"),
             }
@@ -112,6 +118,17 @@ ENV_TABLE = Table(
                 "urls": _l("/metrics URLs to scrape (kind = scrape)"),
                 "url": _s("Prometheus base URL (kind = prometheus)"),
                 "token_env": _s("env var with a bearer token for the metrics source"),
+                "requests_metric": _s(
+                    "request counter with a status label (kind = scrape); django-prometheus:"
+                    " django_http_responses_total_by_status_total",
+                    "http_requests_total",
+                ),
+                "status_label": _s("label of requests_metric holding the HTTP status (kind = scrape)", "status"),
+                "duration_metric": _s(
+                    "request duration histogram, without _bucket (kind = scrape); django-prometheus:"
+                    " django_http_requests_latency_seconds_by_view_method",
+                    "http_request_duration_seconds",
+                ),
                 "queries": MapOf(_s("PromQL"), "PromQL per metric (error_rate, latency_p95, ...)"),
             }
         ),
@@ -131,10 +148,18 @@ ENV_TABLE = Table(
                     Table(
                         {
                             "origin": _s("frontend origin", required=True),
-                            "redirect_uri": _s("OIDC redirect URI of that frontend", required=True),
+                            "redirect_uri": _s(
+                                "OIDC redirect URI of that frontend (none: a frontend that does not log in through OIDC)"
+                            ),
                         }
                     ),
                     "frontends whose CORS and redirect URIs B9 checks",
+                ),
+                "cors_path": _s("API path B9 sends the CORS preflight and request to", "/me"),
+                "cors_credentials": _b(
+                    "the frontends send cookies with API requests, so CORS must allow credentials"
+                    " (false: a token in the Authorization header only)",
+                    True,
                 ),
             }
         ),
@@ -216,6 +241,10 @@ SCHEMA = Table(
                     "migration ledger B2/D3 verify after migrating: prisma, alembic, django, flyway, "
                     "golang-migrate, a `relnb.migration_ledgers` plug-in, or none (the command's exit code alone decides)",
                     "prisma",
+                ),
+                "migration_apps": _l(
+                    "Django app labels B2/D3 compare (kind = django; default: every app with a migrations/"
+                    " directory under migrations_dir, which for a site-packages is too many)"
                 ),
                 "schema_paths": _l("files whose change needs a migration (A3)", ["prisma/schema.prisma"]),
                 "deploy_artifacts": _l("compose templates and scripts that must exist (B4)"),

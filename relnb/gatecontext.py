@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import git
 from .config import parse_duration
-from .errors import RelnbError, UsageError
+from .errors import RelnbError, SecretMissing, UsageError
 from .gates import get_gate
 from .results import Outcome
 
@@ -66,6 +66,18 @@ class GateContext:
         """The secret an environment's `<field>` (an `_env` key) names, or None when unset."""
         var = self.env(env_name)[field]
         return self.secret(var, f"environments.{env_name}.{field}") if var else None
+
+    def auth_headers(self, env_name: str) -> dict[str, str]:
+        """The environment's owner token as an Authorization header, none when no token_env is set:
+        an app may guard its version endpoint too (NetBox's /api/status/ needs a token)."""
+        auth = self.env(env_name)["auth"]
+        if not auth["token_env"]:
+            return {}
+        try:
+            token = self.secret(auth["token_env"], f"environments.{env_name}.auth.token_env")
+        except SecretMissing:  # most version endpoints are public; a guarded one answers 401/403 in the evidence
+            return {}
+        return {"Authorization": f"{auth['scheme']} {token.reveal()}"}
 
     def aws_client(self, backups: dict[str, Any], service: str = "s3") -> Any:
         """A boto3 client for the production backups' endpoint, region and credentials."""

@@ -38,7 +38,7 @@ def _source(ctx: GateContext, env_name: str, *, with_queue: bool) -> Any:
 
     url = ctx.secret(redis_var, f"environments.{env_name}.redis_url_env").reveal()
     q = env["queue"]
-    return CombinedSource([src, QueueDepthSource(lambda: dlq_depth(url, q["kind"], q["names"], q["prefix"]))])
+    return CombinedSource([src, QueueDepthSource(lambda: dlq_depth(url, q["kind"], q["names"], q["prefix"] or None))])
 
 
 def _rules(ctx: GateContext, interval_s: float, *, dlq: bool, min_samples: int | None = None) -> list[Any]:

@@ -9,6 +9,7 @@ silently.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -19,11 +20,16 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 MACHINE_PG = os.environ.get("RELNB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 MACHINE_REDIS = os.environ.get("RELNB_TEST_REDIS", "redis://127.0.0.1:6379")
+
+# Downloads worth keeping between runs (the NetBox example's virtualenvs): the cache of whoever
+# runs the tests (CI's .ci/run gives a fresh one), read before the override below.
+USER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
 
 # Keep marimo/jupyter config writes inside the test run, not in the user's home.
 _XDG = Path(tempfile.mkdtemp(prefix="relnb-test-home-"))
@@ -386,3 +392,38 @@ def chromium() -> Chromium:
             "install both from the same source (apt-get install -y chromium chromium-driver)"
         )
     return Chromium(browser=browser, driver=driver, version=versions[0])
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto's real HTTP server (S3, RDS, SSM, Secrets Manager) on 127.0.0.1."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = unused_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Fake credentials for moto and a clean state; yields the endpoint URL."""
+    import httpx
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-access-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-key")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    httpx.post(f"{moto_url}/moto-api/reset", timeout=10)
+    yield moto_url
+
+
+@pytest.fixture
+def s3(aws: str) -> Any:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=aws, region_name="us-east-1")

@@ -207,6 +207,7 @@ def deploy_and_verify(
     fields: Sequence[str] = ("sha", "image_tag", "version"),
     timeout_s: float = 300.0,
     poll_s: float = 5.0,
+    headers: Mapping[str, str] | None = None,
 ) -> Outcome:
     """D4 core step: run the provider; when it passed, wait for `path` to show `expected`.
 
@@ -220,7 +221,7 @@ def deploy_and_verify(
         return Outcome(done.status, done.summary, {"deploy": done.evidence})
     seen = check_version(
         base_url, expected, path=path, field=fields, timeout_s=timeout_s, poll_interval_s=poll_s,
-        tags=True, gate="D4", fix="the new version is not serving: check the deploy's logs",
+        tags=True, gate="D4", fix="the new version is not serving: check the deploy's logs", headers=headers,
     )
     ev = {
         "deploy": {"status": str(done.status), "summary": done.summary, **done.evidence},

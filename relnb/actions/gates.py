@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import git
+from ..checks.http.version import expected_version
 from ..checks.migrations.gates import rollback_plan
 from ..config import parse_duration
 from ..errors import RelnbError
@@ -54,7 +55,7 @@ def deploy(ctx: GateContext) -> Outcome:
         done = step()
         note = "not verified against /version: environments.production.version_path is empty"
         return Outcome(done.status, f"{done.summary} ({note})", {**done.evidence, "sha": sha, "version_check": note})
-    out = deploy_and_verify(step, **_version_probe(env), expected=sha)
+    out = deploy_and_verify(step, **_version_probe(ctx, env), expected=expected_version(env, sha, target.version)[0])
     return Outcome(out.status, out.summary, {**out.evidence, "sha": sha})
 
 
@@ -88,13 +89,14 @@ def git_tag(ctx: GateContext) -> Outcome:
     return Outcome.passed(f"created annotated tag {tag} at {sha[:12]}", tag=tag, sha=sha, created=True)
 
 
-def _version_probe(env: dict[str, Any]) -> dict[str, Any]:
+def _version_probe(ctx: GateContext, env: dict[str, Any]) -> dict[str, Any]:
     """Where D4 and the rollback redeploy read the running version: the same endpoint as B1."""
     return {
         "base_url": env["base_url"],
         "path": env["version_path"],
         "fields": (env["version_field"],),
         "timeout_s": parse_duration(env["version_timeout"]),
+        "headers": ctx.auth_headers("production"),
     }
 
 
@@ -121,7 +123,7 @@ def rollback_steps(ctx: GateContext) -> list[tuple[str, Callable[[], Outcome]]]:
 
         if not env["version_path"]:
             return step()
-        return deploy_and_verify(step, **_version_probe(env), expected=prev_sha)
+        return deploy_and_verify(step, **_version_probe(ctx, env), expected=expected_version(env, prev_sha, prev_version)[0])
 
     steps: list[tuple[str, Callable[[], Outcome]]] = [("rollback-redeploy", redeploy)]
     # the plan this release recorded at E3 is the one to follow (and needs no repository, so a

@@ -224,7 +224,10 @@ SourceFactory = Callable[[Mapping[str, Any]], MetricSource]
 def _scrape(m: Mapping[str, Any]) -> MetricSource:
     if not m["urls"]:
         raise NotConfigured("urls")
-    return ScrapeSource(m["urls"], token_env=m["token_env"])
+    return ScrapeSource(
+        m["urls"], token_env=m["token_env"], requests_metric=m["requests_metric"],
+        status_label=m["status_label"], duration_metric=m["duration_metric"],
+    )
 
 
 def _prometheus(m: Mapping[str, Any]) -> MetricSource:

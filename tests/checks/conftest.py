@@ -4,7 +4,6 @@ docflow-shaped API, and real git repositories written through git itself."""
 from __future__ import annotations
 
 import importlib.util
-import logging
 import sys
 import threading
 import time
@@ -122,36 +121,3 @@ def repo(tmp_path: Path) -> Repo:
     return Repo(path)
 
 
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    """moto's real HTTP server (S3, RDS, SSM, Secrets Manager) on 127.0.0.1."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = unused_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Fake credentials for moto and a clean state; yields the endpoint URL."""
-    import httpx
-
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-access-key")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-key")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    httpx.post(f"{moto_url}/moto-api/reset", timeout=10)
-    yield moto_url
-
-
-@pytest.fixture
-def s3(aws: str) -> Any:
-    import boto3
-
-    return boto3.client("s3", endpoint_url=aws, region_name="us-east-1")

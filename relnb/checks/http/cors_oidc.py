@@ -287,7 +287,12 @@ def check_cors_and_redirects(
         ev["cors"] = cors
 
         discovery: dict[str, Any] = {}
-        if not issuer or not client_id:
+        # a frontend without a redirect_uri does not log in through OIDC (an app with its own
+        # login, e.g. NetBox's): its CORS is checked, and the evidence says redirects were not
+        oidc_frontends = [fe for fe in frontends if fe.get("redirect_uri")]
+        if not oidc_frontends:
+            discovery["skipped"] = "no frontend has a redirect_uri: OIDC redirects not checked"
+        elif not issuer or not client_id:
             problems.append("OIDC issuer/client_id not configured (oidc.issuer, oidc.client_id)")
         else:
             disc_url = issuer.rstrip("/") + "/.well-known/openid-configuration"
@@ -320,7 +325,7 @@ def check_cors_and_redirects(
                 if not isinstance(auth_ep, str) or not auth_ep.startswith("http"):
                     problems.append("discovery has no authorization_endpoint")
                 else:
-                    for fe in frontends:
+                    for fe in oidc_frontends:
                         r = probe_redirect_uri(http, auth_ep, client_id, fe["redirect_uri"])
                         redirects.append(r)
                         if r["verdict"] == "unreachable":
@@ -346,7 +351,7 @@ def check_cors_and_redirects(
                 web = [str(o) for o in rep.get("webOrigins") or []]
                 admin_ev.update(redirectUris=uris, webOrigins=web, enabled=rep.get("enabled"))
                 derived = {_origin_of(u) for u in uris if "://" in u}
-                for fe in frontends:
+                for fe in oidc_frontends:
                     if not _uri_registered(fe["redirect_uri"], uris):
                         problems.append(f"Keycloak client lacks redirect URI {fe['redirect_uri']}")
                     o = fe["origin"].rstrip("/").lower()
@@ -367,6 +372,10 @@ def check_cors_and_redirects(
         return Outcome.failed(f"{len(problems)} CORS/OIDC problem(s): {problems[0]}", **ev)
     if unreachable:
         return Outcome.inconclusive(f"could not reach {', '.join(sorted(set(unreachable)))}", **ev)
+    if not oidc_frontends:
+        return Outcome.passed(
+            f"{n} frontend(s): preflight allowed with exact origin (no OIDC redirect URIs configured)", **ev
+        )
     return Outcome.passed(
         f"{n} frontend(s): preflight allowed with exact origin, redirect URI accepted by {issuer}",
         **ev,

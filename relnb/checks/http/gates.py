@@ -22,15 +22,17 @@ def endpoints_documented(ctx: GateContext) -> Outcome:
 
 
 def staging_runs_main(ctx: GateContext) -> Outcome:
-    from .version import check_version
+    from .version import check_version, expected_version
 
     env = ctx.env("staging")
     main = git.output(ctx.repo(), "rev-parse", ctx.config.project["main_branch"])
     if not main:
         return Outcome.inconclusive(f"cannot resolve branch {ctx.config.project['main_branch']!r} in {ctx.repo()}")
+    expected, tags = expected_version(env, main, str(ctx.release.info.get("version", "")))
     return check_version(
-        env["base_url"], main, path=env["version_path"], field=env["version_field"],
-        timeout_s=parse_duration(env["version_timeout"]), poll_interval_s=2,
+        env["base_url"], expected, path=env["version_path"], field=env["version_field"],
+        timeout_s=parse_duration(env["version_timeout"]), poll_interval_s=2, tags=tags,
+        headers=ctx.auth_headers("staging"),
     )
 
 
@@ -41,7 +43,10 @@ def cors_and_redirects(ctx: GateContext) -> Outcome:
     oidc = env["oidc"]
     if not oidc["frontends"]:
         return not_configured("environments.staging.oidc.frontends", "list each frontend's origin and redirect_uri")
-    return check_cors_and_redirects(env["base_url"], oidc["frontends"], oidc["issuer"], oidc["client_id"])
+    return check_cors_and_redirects(
+        env["base_url"], oidc["frontends"], oidc["issuer"], oidc["client_id"], preflight_path=oidc["cors_path"],
+        credentials=oidc["cors_credentials"],
+    )
 
 
 def _flows(ctx: GateContext, env_name: str) -> Outcome:

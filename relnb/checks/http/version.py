@@ -89,6 +89,19 @@ def _observe(
     return {"deployed": scrub(value)[:80], "info": info}
 
 
+def expected_version(env: Mapping[str, Any], sha: str, version: str) -> tuple[str, bool]:
+    """What an environment's version endpoint shows when it runs a release, and whether that is a
+    tag-like string rather than a SHA.
+
+    An app the team builds can report the commit it was built from; an off-the-shelf app (NetBox's
+    /api/status/) knows only its own version, and then the release version is the proof
+    (`version_reports = "version"`).
+    """
+    if env["version_reports"] == "version":
+        return version, True
+    return sha, False
+
+
 def check_version(
     base_url: str,
     expected_sha: str,

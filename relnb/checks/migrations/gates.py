@@ -36,7 +36,10 @@ def _migrate_and_verify(ctx: GateContext, env_name: str) -> Outcome:
             f"migrate ran, but the ledger cannot be read: set environments.{env_name}.database_url_env",
             migrate=ran.evidence,
         )
-    ledger = verify_ledger(db.reveal(), ctx.config.project["migrations_kind"], _migrations_dir(ctx))
+    project = ctx.config.project
+    ledger = verify_ledger(
+        db.reveal(), project["migrations_kind"], _migrations_dir(ctx), apps=project["migration_apps"] or None
+    )
     return Outcome(ledger.status, f"{ran.summary.split(':')[0]}; {ledger.summary}", {"migrate": ran.evidence, "ledger": ledger.evidence})
 
 
@@ -57,6 +60,8 @@ def migration_included(ctx: GateContext) -> Outcome:
     if not tag:
         return Outcome.inconclusive("no previous release tag: set project.previous_tag or tag the last release")
     project = ctx.config.project
+    if _installed_migrations(ctx):
+        return _pending_on_staging(ctx, tag)
     out = check_migration_included(ctx.repo(), tag, project["schema_paths"], project["migrations_dir"], ctx.release_sha() or "HEAD")
     names, _ = _new_migrations(ctx)
     sql = {}
@@ -66,6 +71,40 @@ def migration_included(ctx: GateContext) -> Outcome:
             text = f.read_text()
             sql[name] = {"sql": text[:4000], "findings": [_finding(x) for x in destructive_changes(text)]}
     return Outcome(out.status, out.summary, {**out.evidence, "migrations": sql})
+
+
+def _installed_migrations(ctx: GateContext) -> bool:
+    """migrations_dir exists but git tracks nothing in it: the migrations ship in an installed
+    package (an app from PyPI in the release's virtualenv), so git cannot say what is new."""
+    d = _migrations_dir(ctx)
+    if not d.is_dir():
+        return False
+    from ... import git
+
+    rel = ctx.config.project["migrations_dir"]
+    return not git.output(ctx.repo(), "ls-tree", "-r", "--name-only", ctx.release_sha() or "HEAD", "--", rel)
+
+
+def _pending_on_staging(ctx: GateContext, tag: str) -> Outcome:
+    """A3 for installed migrations: the ones staging's ledger has not applied are what this
+    release brings there, listed for the reviewer."""
+    from .ledger import verify_ledger
+
+    project = ctx.config.project
+    where = f"{project['migrations_dir']} is not in git (migrations of an installed package)"
+    db = ctx.env_secret("staging", "database_url_env")
+    if db is None or project["migrations_kind"] == "none":
+        return Outcome.inconclusive(
+            f"{where}: set environments.staging.database_url_env and project.migrations_kind to list them",
+            since=tag,
+        )
+    ledger = verify_ledger(db.reveal(), project["migrations_kind"], _migrations_dir(ctx), apps=project["migration_apps"] or None)
+    pending = ledger.evidence.get("ledger", {}).get("pending")
+    if not isinstance(pending, list):
+        return Outcome.inconclusive(f"{where}; staging's ledger: {ledger.summary}", since=tag, ledger=ledger.evidence)
+    names = ", ".join(pending[:5]) + (" …" if len(pending) > 5 else "")
+    summary = f"{len(pending)} migration(s) not yet applied on staging: {names}" if pending else "no migration pending on staging"
+    return Outcome.passed(f"{summary} ({where})", since=tag, new_migrations=pending, ledger=ledger.evidence)
 
 
 def _finding(f) -> dict:
@@ -101,10 +140,23 @@ def backwards_compatibility(ctx: GateContext) -> Outcome:
     return Outcome.passed(f"no destructive SQL or breaking API change since {tag}", **evidence)
 
 
+# the migration kinds whose files C3 replays on a shadow database and whose ledger names them the
+# same way; the other kinds get a one-line "not applicable" instead of a misleading "none found"
+_REPLAYED_KINDS = ("prisma",)
+
+
 def migration_safety(ctx: GateContext) -> Outcome:
     from .safety import check_migration_safety
 
     project = ctx.config.project
+    kind = project["migrations_kind"]
+    if kind == "none":
+        return Outcome.inconclusive("not applicable: project.migrations_kind = none, no migration files to judge")
+    if kind not in _REPLAYED_KINDS:
+        return Outcome.inconclusive(
+            f"not applicable: C3 replays prisma-layout SQL migrations on a shadow database; {kind}"
+            " migrations are not replayed (review their SQL under A3)", migrations_kind=kind,
+        )
     if not project["shadow_database_url_env"]:
         return not_configured("project.shadow_database_url_env", "name an env var with a Postgres URL where relnb may create scratch databases")
     admin = ctx.secret(project["shadow_database_url_env"], "project.shadow_database_url_env")
@@ -113,7 +165,7 @@ def migration_safety(ctx: GateContext) -> Outcome:
         _migrations_dir(ctx),
         admin.reveal(),
         production_url=prod.reveal() if prod else None,
-        ledger_kind=project["migrations_kind"],
+        ledger_kind=kind,
         repo=ctx.repo(),
         since_tag=ctx.previous_tag(),
         large_rows=int(project["large_table_rows"]),

@@ -102,8 +102,10 @@ def alembic_heads(migrations: Sequence[DiskMigration]) -> list[str]:
 def _django_disk(d: Path) -> list[DiskMigration]:
     out = []
     for f in sorted(d.rglob("migrations/*.py")):
+        # a virtualenv inside the repository is someone else's code; a migrations_dir that is
+        # itself a site-packages (an app installed from PyPI) is the app's
         if f.name == "__init__.py" or any(
-            part in ("site-packages", ".venv", "venv", "node_modules") for part in f.parts
+            part in ("site-packages", ".venv", "venv", "node_modules") for part in f.relative_to(d).parts
         ):
             continue
         app = f.parent.parent.name

@@ -13,7 +13,7 @@ def _queue_args(ctx: GateContext, env_name: str) -> tuple[str, dict] | Outcome:
     if redis is None:
         return not_configured(f"environments.{env_name}.redis_url_env", "name the env var holding the queue Redis URL")
     q = env["queue"]
-    return redis.reveal(), {"kind": q["kind"], "queues": q["names"], "prefix": q["prefix"]}
+    return redis.reveal(), {"kind": q["kind"], "queues": q["names"], "prefix": q["prefix"] or None}
 
 
 def queues_processing(ctx: GateContext) -> Outcome:

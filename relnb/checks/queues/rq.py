@@ -75,13 +75,18 @@ class RQInspector(PerQueueInspector):
         for what in ("wip", "scheduled", "failed", "finished", "deferred"):
             p.zcard(self.key(what, q))
         p.sismember(f"{self.prefix}:queues", self.key("queue", q))
-        waiting, intermediate, wip, scheduled, failed, finished, deferred, known = p.execute()
+        p.scard(self.key("workers", q))
+        waiting, intermediate, wip, scheduled, failed, finished, deferred, known, listening = p.execute()
+        notes = []
         if not (known or waiting or wip or failed or finished or scheduled):
-            return QueueStats(
-                q,
-                exists=False,
-                notes=(f"no RQ keys for queue {q!r} under prefix {self.prefix!r} (wrong name?)",),
-            )
+            if not listening:
+                return QueueStats(
+                    q,
+                    exists=False,
+                    notes=(f"no RQ keys for queue {q!r} under prefix {self.prefix!r} (wrong name?)",),
+                )
+            # RQ writes a queue's keys with its first job; a live worker listening is proof enough
+            notes.append(f"no job has used this queue yet; {listening} worker(s) listen to it")
         active_jobs = self._active(q, now)
         workers = self._worker_counts(q)
         completed_since = failed_since = None
@@ -94,7 +99,6 @@ class RQInspector(PerQueueInspector):
                 self._ended_since(self.key("failed", q), since),
                 self._counter_delta(prev, workers, "failed", since),
             )
-        notes = []
         if deferred:
             notes.append(f"{deferred} job(s) deferred, waiting on dependencies")
         if intermediate:
