@@ -26,7 +26,8 @@ from ..conftest import unused_port
 from ..core.helpers import Repo
 from . import netbox_host as host
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+# first run on a machine: two pip installs of NetBox (~2 min each) and ~300 migrations (~7 min)
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(2400)]
 
 TOKEN = "5f1e0c9a7b3d4e2f8a6c1b0d9e7f3a5c2b4d6e8f"  # a v1 NetBox token is 40 characters
 FRONTEND = "https://dashboard.staging.example.org"
