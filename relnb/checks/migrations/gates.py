@@ -4,6 +4,7 @@ migrate and verify the ledger, C3 migration safety, E2/E3 the rollback plan.
 
 from __future__ import annotations
 
+from ... import git
 from ...gatecontext import GateContext, command_action, not_configured
 from ...results import Outcome, Status
 
@@ -79,8 +80,6 @@ def _installed_migrations(ctx: GateContext) -> bool:
     d = _migrations_dir(ctx)
     if not d.is_dir():
         return False
-    from ... import git
-
     rel = ctx.config.project["migrations_dir"]
     return not git.output(ctx.repo(), "ls-tree", "-r", "--name-only", ctx.release_sha() or "HEAD", "--", rel)
 
