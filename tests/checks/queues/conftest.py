@@ -88,7 +88,7 @@ RQ_WORKER = textwrap.dedent(
     url, queue, mode = sys.argv[1:4]
     conn = redis.Redis.from_url(url)
     cls = ShortHeartbeat if mode == "short-heartbeat" else SimpleWorker
-    cls([Queue(queue, connection=conn)], connection=conn).work(burst=True)
+    cls([Queue(queue, connection=conn)], connection=conn).work(burst=mode != "listen")
     """
 )
 

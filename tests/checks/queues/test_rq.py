@@ -34,6 +34,24 @@ def test_passes_while_a_worker_completes_jobs(
     assert out.evidence["queues"][Q]["completed_in_interval"] >= 2
 
 
+def test_a_queue_no_job_used_yet_exists_while_a_worker_listens(
+    redis_url: str, start_rq_worker: Callable[..., Any]
+) -> None:
+    """RQ writes a queue's keys with its first job; the worker's registration says it is real."""
+    conn = redis.Redis.from_url(redis_url)
+    before = check_queues_processing(redis_url, "rq", Q, interval_s=0.2)
+    assert before.evidence["queues"][Q]["last"]["exists"] is False and "wrong name?" in before.summary
+    start_rq_worker(redis_url, Q, "listen")
+    deadline = time.monotonic() + 30
+    while not conn.scard(f"rq:workers:{Q}") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    out = check_queues_processing(redis_url, "rq", Q, interval_s=0.4)
+    queue_ev = out.evidence["queues"][Q]["last"]
+    assert queue_ev["exists"] is True, out
+    assert any("1 worker(s) listen" in n for n in queue_ev["notes"]), queue_ev
+    assert out.status is Status.INCONCLUSIVE and "no evidence of processing" in out.summary
+
+
 def test_fails_when_jobs_wait_and_none_completes(redis_url: str) -> None:
     q = queue(redis_url)
     for _ in range(3):
