@@ -10,9 +10,7 @@ or an embedded pgserver when that does not answer.
 
 from __future__ import annotations
 
-import logging
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -43,16 +41,10 @@ def _admin_url() -> tuple[str, object | None]:
         return server.get_uri(), server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def main() -> None:
-    from moto.server import ThreadedMotoServer
+    from relnb_demo.services import start_moto
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench-secret")
     admin, server = _admin_url()
@@ -62,9 +54,7 @@ def main() -> None:
         c.execute(f'create database "{name}"')
     params["dbname"] = name
     url = make_conninfo(**params)
-    port = _free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
+    moto, port = start_moto()
     try:
         rows = int(TARGET_MB * 1024 * 1024 / 330)
         t0 = time.perf_counter()

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -348,6 +349,30 @@ class RedisService:
 # --------------------------------------------------------------------------- S3 (moto)
 
 
+def start_moto(timeout: float = 20) -> tuple[Any, int]:
+    """moto's threaded server on 127.0.0.1 and the port the kernel gave it.
+
+    Port 0 is bound by moto itself, so no other service started in parallel can take the port
+    between choosing and binding it. moto's own start() waits without a timeout for its thread
+    to bind, and hangs for ever if binding raises; here the wait is bounded and says so.
+    """
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    starter = threading.Thread(target=server.start, name="moto-start", daemon=True)
+    starter.start()
+    starter.join(timeout)
+    if starter.is_alive():
+        raise RuntimeError(
+            f"moto's S3 server did not bind 127.0.0.1 within {timeout:.0f} s "
+            "(its thread raised; the traceback is printed above)"
+        )
+    port = int(server.get_host_and_port()[1])
+    wait_until("moto S3", lambda: port_open(port), 15, 0.05)
+    return server, port
+
+
 class S3Service:
     """An S3 endpoint (moto's server in a thread) with the bucket that holds the DB backups."""
 
@@ -378,13 +403,7 @@ class S3Service:
         )
 
     def start(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.port = free_port()
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
-        wait_until("moto S3", lambda: port_open(self.port or 0), 15, 0.05)
+        self.server, self.port = start_moto()
         self.client().create_bucket(Bucket=self.bucket)
 
     def upload(self, key: str, body: bytes) -> None:

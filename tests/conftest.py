@@ -9,7 +9,6 @@ silently.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import socket
@@ -397,12 +396,9 @@ def chromium() -> Chromium:
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """moto's real HTTP server (S3, RDS, SSM, Secrets Manager) on 127.0.0.1."""
-    from moto.server import ThreadedMotoServer
+    from relnb_demo.services import start_moto
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = unused_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server, port = start_moto()
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
