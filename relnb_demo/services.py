@@ -368,9 +368,7 @@ def start_moto(timeout: float = 20) -> tuple[Any, int]:
             f"moto's S3 server did not bind 127.0.0.1 within {timeout:.0f} s "
             "(its thread raised; the traceback is printed above)"
         )
-    port = int(server.get_host_and_port()[1])
-    wait_until("moto S3", lambda: port_open(port), 15, 0.05)
-    return server, port
+    return server, int(server.get_host_and_port()[1])  # listening: make_server binds and listens
 
 
 class S3Service:
