@@ -41,7 +41,6 @@ def _admin_url() -> tuple[str, object | None]:
         return server.get_uri(), server
 
 
-
 def main() -> None:
     from relnb_demo.services import start_moto
 
