@@ -40,7 +40,7 @@ def _files(directory: Path) -> dict[str, str]:
     """A commit directory's files by their path in the repository ("dot-x" is ".x")."""
     out = {}
     for f in sorted(directory.rglob("*")):
-        if f.is_file():
+        if f.is_file() and "__pycache__" not in f.parts:  # an import's leftovers are no commit's
             parts = f.relative_to(directory).parts
             rel = "/".join("." + p[4:] if p.startswith("dot-") else p for p in parts)
             out[rel] = f.read_text(encoding="utf-8")

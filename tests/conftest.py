@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -37,6 +38,12 @@ for _var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HO
 _runtime = _XDG / "runtime"
 _runtime.mkdir(mode=0o700, exist_ok=True)
 os.environ.setdefault("XDG_RUNTIME_DIR", str(_runtime))
+
+
+# CI pipes the output (no PYTHONUNBUFFERED: it runs with a new user's environment): flush each
+# line, so a run cut off by pytest-timeout still shows the last test it reached.
+if hasattr(sys.stdout, "reconfigure"):
+    sys.stdout.reconfigure(line_buffering=True)
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -146,3 +146,13 @@ def test_refuses_non_empty_directory(tmp_path: Path) -> None:
     (tmp_path / "x" / "file").write_text("hi")
     with pytest.raises(FileExistsError):
         create_repo(tmp_path / "x")
+
+
+def test_an_imports_bytecode_is_no_commit_file(tmp_path) -> None:
+    """Issue 19 item 0: a __pycache__ left beside a commit's smoke/flows.py was read as UTF-8."""
+    from relnb_demo.repo import _files
+
+    (tmp_path / "smoke" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "smoke" / "flows.py").write_text("x = 1\n")
+    (tmp_path / "smoke" / "__pycache__" / "flows.cpython-311.pyc").write_bytes(b"\xa7\x0d\r\n\x00")
+    assert _files(tmp_path) == {"smoke/flows.py": "x = 1\n"}

@@ -59,12 +59,18 @@ def module_flows(module: ModuleType) -> dict[str, Flow]:
 
 @contextmanager
 def _on_path(directory: Path) -> Iterator[None]:
-    """The app's repository importable while its flow module loads (so it may import siblings)."""
+    """The app's repository importable while its flow module loads (so it may import siblings),
+    and left as it was found."""
     entry = str(directory)
     sys.path.insert(0, entry)
+    # Importing writes __pycache__/ beside the source: that would change the team's working
+    # tree (a dirty checkout, files their own tools then trip over), so nothing is written.
+    writes_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
     try:
         yield
     finally:
+        sys.dont_write_bytecode = writes_bytecode
         with suppress(ValueError):  # the module itself may have removed it
             sys.path.remove(entry)
 

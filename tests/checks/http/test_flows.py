@@ -263,3 +263,24 @@ def test_the_flows_guide_examples_are_valid(tmp_path) -> None:
     (tmp_path / "guide_flows.py").write_text(python)
     module = load_module("guide_flows.py", tmp_path, "relnb.toml", "smoke.python[0]")
     assert list(module_flows(module)) == ["item_lifecycle"]
+
+
+def test_loading_a_flow_module_writes_nothing_into_the_repository(tmp_path, monkeypatch) -> None:
+    """Issue 19 item 0: with Python's default (bytecode on) a flow module and the sibling it
+    imports left __pycache__/ in the team's checkout, and the demo's repository then read a .pyc."""
+    from relnb.checks.http.flows import load_module, module_flows
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    repo = tmp_path / "repo"
+    (repo / "smoke").mkdir(parents=True)
+    (repo / "smoke_helpers.py").write_text("PATH = '/health'\n")
+    (repo / "smoke" / "flows.py").write_text(
+        "import smoke_helpers\n\nasync def health(s):\n    return smoke_helpers.PATH\n"
+    )
+    module = load_module("smoke/flows.py", repo, "relnb.toml", "smoke.python[0]")
+    assert list(module_flows(module)) == ["health"]
+    assert sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*")) == [
+        "smoke", "smoke/flows.py", "smoke_helpers.py",
+    ]
+    assert sys.dont_write_bytecode is False  # restored for the rest of the process
+    sys.modules.pop("smoke_helpers", None)
