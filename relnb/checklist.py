@@ -9,8 +9,10 @@ installed plug-in, then relnb. The template's cells stay one line each (`release
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .gatecontext import GateContext, Provider
-from .gates import get_gate
+from .gates import Kind, get_gate
 from .plugins import CODE, RELNB, Registry, callable_shape
 from .results import Outcome
 
@@ -38,6 +40,18 @@ def provider_for(gate_id: str) -> tuple[Provider, bool]:
         return _manual(gid), True
     plugin = CHECKS.origin(gid) not in (RELNB, CODE)
     return CHECKS.get(gid), gid in _MANUAL and not plugin
+
+
+def takes_sign_off(gate_id: str, manual: Iterable[str] = ()) -> bool:
+    """Is a person's sign-off what settles this gate? A sign-off gate, a check the project lists
+    as manual (`[gates] manual`), or an item with no automated provider. Everything else is
+    settled by its own evidence, and accepting it without that evidence is a waiver."""
+    spec = get_gate(gate_id)
+    if spec.kind is Kind.SIGN_OFF:
+        return True
+    if spec.kind is not Kind.ACTION and spec.id in {g.upper() for g in manual}:
+        return True
+    return provider_for(spec.id)[1]
 
 
 def _manual(gate_id: str) -> Provider:

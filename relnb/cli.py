@@ -90,10 +90,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     skips = {}
     for text in args.skip or []:
         gate, _, reason = text.partition("=")
-        gid = relnb.get_gate(gate).id
+        spec = relnb.get_gate(gate)
+        if not spec.optional:  # a required gate is never skipped: saying nothing would hide that
+            optional = ", ".join(g.id for g in relnb.GATES if g.optional)
+            raise UsageError(f"--skip {text!r}: {spec.id} is required, only {optional} can be skipped",
+                             key="--skip", fix=f"run {spec.id}, or waive its failure with an approver and a reason")
         if not reason.strip():
             raise UsageError(f"--skip {text!r} needs a reason", fix="write ID=reason")
-        skips[gid] = reason.strip()
+        skips[spec.id] = reason.strip()
     if approvals is not None:  # a pre-signed skip is the decision to skip, in the signed words
         for gid, reason in relnb.skips_for_run(relnb.approvals_file_at(approvals)).items():
             skips.setdefault(gid, reason)
@@ -102,6 +106,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if c not in ("ALL", "ROLLBACK", relnb.ROLLBACK_ON_FAILURE) and not (len(c) == 1 and c in relnb.SECTIONS):
             relnb.get_gate(c)
     rerun = [relnb.get_gate(c).id for c in (args.rerun or "").split(",") if c.strip()]
+    if rerun and not (args.rerun_reason or "").strip():
+        raise UsageError(f"--rerun {','.join(rerun)} needs --rerun-reason", key="--rerun",
+                         fix="say why the settled gates must run again (it is journaled, and voids waivers after them)")
+    if args.window_reason is not None and not args.window_reason.strip():
+        raise UsageError("--window-reason is empty", key="--window-reason", fix="say why the window is shortened")
     opts = relnb.RunOptions(
         notebook=Path(args.notebook),
         junit=Path(args.junit) if args.junit else None,
@@ -110,6 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         rerun=rerun,
         skips=skips,
         window=args.window,
+        window_reason=args.window_reason,
+        rerun_reason=args.rerun_reason,
         timeout_s=relnb.parse_duration(args.timeout),
         approvals=approvals,
     )
@@ -131,12 +142,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_abandon(args: argparse.Namespace) -> int:
+    """A person ends a release that will not finish (a fix goes into a new release): journaled
+    with who and why, then sealed, so the archive says "abandoned" instead of a verdict it never had."""
+    release = Release.open(args.release, config=_config(args))
+    try:
+        release.abandon(reason=args.reason, by=args.by)
+    finally:
+        release.close()
+    result = relnb.archive.archive_release(args.release, config=_config(args))
+    _out(f"release {args.release} abandoned and sealed: {result.directory}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
-        from relnb_demo import run_demo
+        from relnb_demo import list_faults, run_demo
     except ImportError as exc:  # relnb_demo's own message names the extra and what is missing
         raise UsageError(str(exc) if "relnb[demo]" in str(exc) else f"the demo cannot start: {exc}",
                          fix=None if "relnb[demo]" in str(exc) else "pip install 'relnb[demo]'") from None
+    if args.list_faults:  # the fault table only: nothing is installed or started
+        list_faults(_out)
+        return 0
     return run_demo(
         faults=args.fault or [],
         window=args.window,
@@ -246,9 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--confirm", metavar="IDS", help="actions allowed to run: all, section letters or gate IDs, comma separated; "
         "`rollback` (never implied by all) runs the prepared rollback; `rollback-on-failure` runs it "
         "only when a production gate did not pass after the deploy")
-    r.add_argument("--rerun", metavar="IDS", help="settled gates to run again, comma separated")
+    r.add_argument("--rerun", metavar="IDS", help="settled gates to run again, comma separated (needs --rerun-reason)")
+    r.add_argument("--rerun-reason", metavar="TEXT", help="why the --rerun gates must run again (journaled)")
     r.add_argument("--skip", action="append", metavar="ID=REASON", help="declare an optional gate not needed")
-    r.add_argument("--window", help="shorten the monitoring window for a rehearsal (journaled), e.g. 2m")
+    r.add_argument("--window", help="shorten the monitoring windows for a rehearsal (journaled), e.g. 2m: "
+        "a shortened window never passes, it is at most waived (see --window-reason)")
+    r.add_argument("--window-reason", metavar="TEXT", help="why the windows are shortened: a window that was "
+        "clean but shorter than configured is waived in these words, by you (or by the approval signed for them)")
     r.add_argument("--timeout", default="6h", help="stop the run after this long (default 6h)")
     r.set_defaults(func=cmd_run)
 
@@ -256,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("release")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
+
+    ab = sub.add_parser("abandon", help="end a release that will not finish, with a reason, and seal it")
+    ab.add_argument("release")
+    ab.add_argument("--reason", required=True, help="why it is abandoned (journaled, shown in the archive)")
+    ab.add_argument("--by", help="who abandons it, `Name <email>` (default: you, from RELNB_USER or git)")
+    ab.set_defaults(func=cmd_abandon)
 
     v = sub.add_parser("verify", help="verify a release: journal chain, and for archives the manifest")
     relnb.archive.add_verify_args(v)
@@ -282,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-install",
         action="store_true",
         help="never apt-get install Prometheus, Alertmanager or docker-registry; stop when one is missing",
+    )
+    d.add_argument(
+        "--list-faults",
+        action="store_true",
+        help="print each fault (NAME[@ENV]) and the gates it must turn, comma separated, then exit",
     )
     d.set_defaults(func=cmd_demo)
     return p

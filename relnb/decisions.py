@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import UsageError
-from .gates import GATE_IDS, get_gate
-from .identity import Identity, whoami
+from .gates import GATE_IDS, Kind, get_gate
+from .identity import Identity, require_email, whoami
 from .results import GateResult, Outcome, Status
 from .steps import StepRunner
 
@@ -44,35 +44,65 @@ class Decisions(StepRunner):
         if evidence is not None and (gs.result is None or rerun):
             self._execute(spec.id, _as_pending(evidence), event="gate", forced=rerun)
         provided = self.context.sign_offs.get(spec.id)
-        if submitted is not None:
-            note = submitted.get("note", "") if isinstance(submitted, dict) else str(submitted)
-            return self.sign_off(spec.id, by=by or whoami(), note=note)
-        if provided is not None:
-            return self.sign_off(
-                spec.id, by=provided.get("by") or whoami(), note=provided.get("note", ""), approval=provided.get("approval")
-            )
+        try:
+            if submitted is not None:
+                note = submitted.get("note", "") if isinstance(submitted, dict) else str(submitted)
+                return self.sign_off(spec.id, by=by or whoami(), note=note)
+            if provided is not None:
+                return self.sign_off(
+                    spec.id, by=provided.get("by") or whoami(), note=provided.get("note", ""), approval=provided.get("approval")
+                )
+        except UsageError as exc:
+            # A sign-off the rules refuse (evidence that failed, no note, no email) leaves the gate
+            # as it is and says why in its cell, instead of stopping the notebook mid-release.
+            return self._sign_off_refused(spec.id, exc)
         return self.result(spec.id)
+
+    def _sign_off_refused(self, gate_id: str, exc: UsageError) -> GateResult:
+        text = f"sign-off of {gate_id} not recorded: {exc}"
+        if not any(ev.type == "note" and ev.payload.get("text") == text for ev in self.journal.events):
+            self.note(text, gate=gate_id)
+        current = self.result(gate_id)
+        return current.with_(summary=f"{current.summary} — {text}")
 
     def sign_off(
         self, gate_id: str, *, by: Identity | str | None = None, note: str = "", approval: Any = None
     ) -> GateResult:
         """A person's sign-off of a gate, on evidence that did not fail (signed when [signing] is on)."""
+        from .checklist import takes_sign_off
+
         spec = get_gate(gate_id)
         who = Identity.parse(by) if by else whoami()
-        base = self.state.gates[spec.id].result
-        if base is not None and base.status is Status.FAILED:
+        if not takes_sign_off(spec.id, self.config.data["gates"]["manual"]):
+            what = "an action: it runs (once) and verifies itself" if spec.kind is Kind.ACTION else "an automatic check: its evidence decides"
             raise UsageError(
-                f"{spec.id} evidence failed ({base.summary}); a sign-off cannot turn a failure into a pass",
+                f"{spec.id} is {what}; a sign-off cannot settle it",
+                gate=spec.id,
+                fix=f"run it; if its failure is acceptable, waive it: release.waive({spec.id!r}, approver=..., reason=...)"
+                + (" (or skip it: it is optional)" if spec.optional else ""),
+            )
+        gs = self.state.gates[spec.id]
+        base = gs.result
+        if gs.running_since is not None:
+            raise UsageError(
+                f"{spec.id} started at {gs.running_since} and has no result (running, or cut off)",
+                gate=spec.id,
+                fix="let it finish, or run it again, before signing it off",
+            )
+        if base is not None and (base.status.is_failure or gs.result_event == "action"):
+            raise UsageError(
+                f"{spec.id} is {base.status} ({base.summary}); a sign-off cannot turn that into a pass",
                 gate=spec.id,
                 fix="fix the cause and re-run the gate, or record a waiver with an approver and reason",
             )
         requires = base.evidence.get("sign_off_requires") if base else None
-        if requires and not note.strip():
+        if not (note or "").strip():
             raise UsageError(
-                f"{spec.id} sign-off needs a note: {requires}",
+                f"{spec.id} sign-off needs a note: {requires or 'what you checked'}",
                 gate=spec.id,
                 fix="describe it in the sign-off note",
             )
+        require_email(who, f"{spec.id} sign-off")
         grant = self._approval("sign-off", spec.id, note, presigned=approval)
         extra = grant.payload() if grant else {}
         if grant:
@@ -92,7 +122,7 @@ class Decisions(StepRunner):
                 f"{spec.id} is {current.status}; only failed, inconclusive or interrupted gates can be waived",
                 gate=spec.id,
             )
-        who = Identity.parse(approver)
+        who = require_email(Identity.parse(approver), f"a waiver of {spec.id}")
         grant = self._approval("waiver", spec.id, reason)
         if grant:
             who = Identity.parse(grant.identity)
@@ -117,12 +147,25 @@ class Decisions(StepRunner):
         current = self.result(spec.id)
         if current.status is Status.SKIPPED:
             return current
-        who = Identity.parse(by) if by else whoami()
+        who = require_email(Identity.parse(by) if by else whoami(), f"skipping {spec.id}")
         grant = self._approval("skip", spec.id, reason)
         if grant:
             who = Identity.parse(grant.identity)
         self.journal.append("skip", {"gate": spec.id, "by": who.to_dict(), "reason": reason, **(grant.payload() if grant else {})})
         return self.result(spec.id)
+
+    def abandon(self, *, reason: str, by: Identity | str | None = None) -> dict[str, Any]:
+        """A person ends this release unfinished (the fix ships in another release): with who and
+        why, so the release can be sealed with the verdict "abandoned" instead of a pass or a
+        failure it never reached."""
+        if not (reason or "").strip():
+            raise UsageError("abandoning a release needs a reason", fix="say why it will not finish")
+        if self.state.abandoned is not None:
+            return self.state.abandoned
+        who = require_email(Identity.parse(by) if by else whoami(), f"abandoning release {self.id}")
+        return self.journal.append(
+            "abandoned", {"by": who.to_dict(), "reason": reason.strip(), "verdict_before": self.state.verdict()}
+        ).payload
 
     def incident(
         self,

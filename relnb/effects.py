@@ -14,12 +14,13 @@ from typing import Any
 
 from .decisions import Decisions
 from .errors import ActionRefused, RelnbError
-from .gates import DEPLOY_GATE, GATE_IDS, GUARDED_SECTION, ROLLBACK_GATE, get_gate
+from .gates import DEPLOY_GATE, GATE_IDS, GUARDED_SECTION, ROLLBACK_GATE, SAFE_MODE_GATE, get_gate
 from .identity import Identity, whoami
 from .results import GateResult, Outcome, Status, StatusTable
 from .runcontext import ROLLBACK_CONFIRM, ROLLBACK_ON_FAILURE, confirmation
 
 Check = Callable[[], Outcome]
+SAFE_MODE_OFF = "safe-mode-off"  # the named step that undoes the safe-mode gate's action
 
 
 class Effects(Decisions):
@@ -44,8 +45,11 @@ class Effects(Decisions):
         from .gatecontext import GateContext
 
         spec = get_gate(gate_id)
+        current = self.result(spec.id)
+        if current.status is Status.SKIPPED and not (force or spec.id in self.context.rerun):
+            return current  # a recorded skip is a decision: it holds until someone re-runs the gate
         reason_to_skip = getattr(skip, "value", skip) or self.context.skips.get(spec.id)
-        if reason_to_skip and self.result(spec.id).status is not Status.PASSED:
+        if reason_to_skip and current.status is not Status.PASSED:
             return self.skip(spec.id, reason=str(reason_to_skip))
         provider, manual = provider_for(spec.id)
         ctx = GateContext(self, spec.id)
@@ -56,9 +60,32 @@ class Effects(Decisions):
                 if refused is not None:
                     return refused
             return self.request_sign_off(spec.id, evidence=step)
-        return self.action(
+        result = self.action(
             spec.id, step, confirmed=confirmation(confirmed, spec.id, self), force=force, reason=reason, resume=resume
         )
+        if spec.id == DEPLOY_GATE and result.status is Status.PASSED:
+            self._safe_mode_off()
+        return result
+
+    def _safe_mode_off(self) -> GateResult | None:
+        """Safe mode (the optional first production step) is switched off again once the deploy
+        passed, or by the rollback: a release must not leave production in safe mode. Runs once,
+        as a named step of the safe-mode gate; a failure is an incident, not a quiet line."""
+        from .actions.gates import safe_mode_off
+        from .gatecontext import GateContext
+
+        done = self.action_result(SAFE_MODE_GATE)
+        if not done or done.get("status") != str(Status.PASSED) or SAFE_MODE_OFF in self.state.actions:
+            return None
+        res = self.action(
+            SAFE_MODE_GATE, lambda: safe_mode_off(GateContext(self, SAFE_MODE_GATE)), name=SAFE_MODE_OFF, confirmed=True
+        )
+        if res.status is not Status.PASSED:
+            self.incident(
+                f"safe mode could not be switched off: {res.summary}", severity="major", gate=SAFE_MODE_GATE,
+                evidence={"step": SAFE_MODE_OFF, "status": str(res.status)},
+            )
+        return res
 
     def rollback(self, *, confirmed: Any = False) -> StatusTable:
         """Run the prepared rollback plan as named, journaled, run-once steps of the rollback gate.
@@ -71,30 +98,65 @@ class Effects(Decisions):
 
         title = get_gate(ROLLBACK_GATE).title
         heading = {get_gate(ROLLBACK_GATE).section: "Rollback"}
-        if self.action_result(DEPLOY_GATE) is None:
-            row = GateResult(ROLLBACK_GATE, Status.PENDING, f"nothing deployed in this release ({DEPLOY_GATE} has not run): no rollback needed", {}, title=title)
+        go = confirmation(confirmed, ROLLBACK_GATE, self) or self.context.confirmed(ROLLBACK_CONFIRM)
+        hurt = self.production_failures()
+        in_advance = not go and ROLLBACK_ON_FAILURE in self.context.confirm and bool(hurt)
+        go = go or in_advance
+        if DEPLOY_GATE not in self.state.actions:  # started counts: a deploy cut off mid-way may be live
+            off = self._safe_mode_off() if go else None
+            summary = f"nothing deployed in this release ({DEPLOY_GATE} has not run): no rollback needed"
+            if off is not None:
+                summary += f"; {SAFE_MODE_OFF}: {off.summary}"
+            row = GateResult(ROLLBACK_GATE, Status.PENDING, summary, {}, title=title)
             return StatusTable(self.id, (row,), heading)
         try:
             steps = rollback_steps(GateContext(self, ROLLBACK_GATE))
         except RelnbError as exc:
-            return StatusTable(self.id, (GateResult(ROLLBACK_GATE, Status.FAILED, f"rollback cannot start: {exc}", {}, title=title),), heading)
-        go = confirmation(confirmed, ROLLBACK_GATE, self) or self.context.confirmed(ROLLBACK_CONFIRM)
-        if not go and ROLLBACK_ON_FAILURE in self.context.confirm:
-            hurt = self.production_failures()
-            go = bool(hurt)
-            if hurt and any(name not in self.state.actions for name, _ in steps):
-                self.note(
-                    f"rollback confirmed in advance ({ROLLBACK_ON_FAILURE}) and due: "
-                    f"{', '.join(hurt)} did not pass after the deploy",
-                    gates=hurt,
-                )
+            row = GateResult(ROLLBACK_GATE, Status.FAILED, f"rollback cannot start: {exc}", {}, title=title)
+            if go and self.state.rollback is None:
+                self._rollback_finished([row.with_(title="rollback-plan")], ["rollback-plan"])
+            return StatusTable(self.id, (row,), heading)
+        if in_advance and any(name not in self.state.actions for name, _ in steps):
+            self.note(
+                f"rollback confirmed in advance ({ROLLBACK_ON_FAILURE}) and due: "
+                f"{', '.join(hurt)} did not pass after the deploy",
+                gates=hurt,
+            )
         results = []
+        ran = False
         for name, step in steps:
+            before = self.state.actions.get(name, {}).get("seq")
             res = self.action(ROLLBACK_GATE, step, name=name, confirmed=go, confirm_key=ROLLBACK_CONFIRM)
+            ran = ran or self.state.actions.get(name, {}).get("seq") != before
             results.append(res.with_(gate_id=ROLLBACK_GATE, title=name, summary=f"{name}: {res.summary}"))
             if res.status is not Status.PASSED:
                 break
+        if ran:
+            self._rollback_finished(results, [name for name, _ in steps])
         return StatusTable(self.id, tuple(results), heading)
+
+    def _rollback_finished(self, results: list[GateResult], planned: list[str]) -> None:
+        """Journal how the rollback ended. A step that did not pass leaves production in neither
+        version's known state: the release's verdict becomes "rollback failed" and an incident is
+        recorded, so nobody reads the run as green."""
+        last = results[-1]
+        if last.status is Status.PENDING:
+            return  # waiting for a confirmation: not finished either way
+        done = last.status is Status.PASSED and len(results) == len(planned)
+        if done:
+            off = self._safe_mode_off()
+            if off is not None and off.status is not Status.PASSED:
+                done = False
+        self.journal.append(
+            "rollback-finished",
+            {"status": str(Status.PASSED if done else Status.FAILED), "steps": planned,
+             "summary": "rollback completed" if done else f"rollback failed: {last.summary}"},
+        )
+        if not done:
+            self.incident(
+                f"rollback failed: {last.summary}", severity="critical", gate=ROLLBACK_GATE,
+                evidence={"step": last.title, "status": str(last.status)},
+            )
 
     def production_failures(self) -> list[str]:
         """Production gates that ended failed, inconclusive or interrupted: the case in which a

@@ -34,8 +34,11 @@ GUARDED_SECTION = "D"
 WAITS_FOR_INPUTS = (GUARDED_SECTION, "F")
 # The roles a few gates play in the release's mechanics, named here so the core names no gate.
 DEPLOY_GATE = "D4"  # its action is what a rollback undoes
+SAFE_MODE_GATE = "D1"  # its action is undone (safe mode off) after the deploy, or by the rollback
 ROLLBACK_GATE = "E3"  # the prepared rollback runs as named steps of this gate
 PRODUCTION_WINDOW_GATE = "D7"  # Release.monitor(): the production monitoring window
+# Gates that claim the release shipped (a tag, a changelog entry): never after a rollback.
+SHIP_RECORDS = ("F1", "F3")
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,11 @@ GATES: tuple[GateSpec, ...] = (
     _g("E1", "Previous Docker image tag available", C, env="production"),
     _g("E2", "If migration is non-reversible, rollback = redeploy old app + hotfix forward", C),
     _g("E3", "If reversible: run down migration (rare) OR restore snapshot", C),
-    _g("F1", "Tag release in git", A, depends_on=("D4",)),
+    # A tag and a changelog entry claim the release shipped: deployed and through its window.
+    _g("F1", "Tag release in git", A, depends_on=("D4", "D7")),
     _g("F2", "Record any incidents + add tests for any bugs found", C, depends_on=("D7",)),
     # A version that never reached production gets no changelog section, as it gets no tag.
-    _g("F3", "Update changelog", A, depends_on=("D4",)),
+    _g("F3", "Update changelog", A, depends_on=("D4", "D7")),
 )
 
 _BY_ID = {g.id: g for g in GATES}
@@ -135,3 +139,13 @@ def upstream(gate_id: str) -> set[str]:
 
 def gates_in(section: str) -> tuple[GateSpec, ...]:
     return tuple(g for g in GATES if g.section == section)
+
+
+def earlier_in_sequence(gate_id: str) -> tuple[str, ...]:
+    """The guarded section is a sequence (snapshot before migrate before deploy before watching
+    it): the gates that must have settled before `gate_id` may start; () outside that section."""
+    spec = get_gate(gate_id)
+    if spec.section != GUARDED_SECTION:
+        return ()
+    ids = [g.id for g in gates_in(GUARDED_SECTION)]
+    return tuple(ids[: ids.index(spec.id)])

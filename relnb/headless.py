@@ -33,9 +33,11 @@ from .runcontext import (
     ENV_CONFIRM,
     ENV_HEADLESS,
     ENV_RERUN,
+    ENV_RERUN_REASON,
     ENV_ROOT,
     ENV_SIGNOFFS,
     ENV_SKIPS,
+    ENV_WINDOW_REASON,
 )
 from .state import ReleaseState
 
@@ -53,10 +55,19 @@ class RunOptions:
     rerun: list[str] = field(default_factory=list)
     skips: dict[str, str] = field(default_factory=dict)
     window: str | None = None
+    # why the windows are shorter than configured: each such window is then waived in these words
+    window_reason: str | None = None
+    rerun_reason: str | None = None
     timeout_s: float = 6 * 3600
     extra_env: dict[str, str] = field(default_factory=dict)
     # a `relnb sign` file: its approvals are checked before the run and consumed by it
     approvals: Path | None = None
+
+
+def exit_code(state: ReleaseState) -> int:
+    """0 only for a release that passed; pending waits for people (2); every other ending —
+    failed, rolled back, rollback failed, abandoned — is a release that did not ship (1)."""
+    return {"passed": EXIT_OK, "pending": EXIT_PENDING}.get(state.verdict(), EXIT_FAILED)
 
 
 def release_id_of(notebook: Path) -> str:
@@ -78,9 +89,24 @@ def parse_sign_off(text: str) -> tuple[str, dict[str, str]]:
     gate, rest = text.split("=", 1)
     who, _, note = rest.partition(":")
     gid = get_gate(gate.strip()).id
+    return gid, _sign_off_entry(f"--sign-off {text!r}", who, note)
+
+
+def _sign_off_entry(where: str, who: str, note: str) -> dict[str, str]:
+    """A sign-off given for a run: a person reachable afterwards (`Name <email>`) and what they
+    checked. A bare name or an empty note would record a pass that says nothing."""
+    from .identity import Identity, require_email
+
+    fix = "write ID=Name <email>:what you checked, e.g. A3=Alice <a@x.org>:read the SQL"
     if not who.strip():
-        raise UsageError(f"--sign-off {text!r} names nobody", fix="write ID=who:note")
-    return gid, {"by": who.strip(), "note": note.strip()}
+        raise UsageError(f"{where} names nobody", fix=fix)
+    try:
+        require_email(Identity.parse(who.strip()), where)
+    except UsageError as exc:
+        raise UsageError(exc.message, fix=fix) from None
+    if not note.strip():
+        raise UsageError(f"{where} has no note", fix=fix)
+    return {"by": who.strip(), "note": note.strip()}
 
 
 def load_sign_offs_file(path: Path) -> dict[str, dict[str, Any]]:
@@ -101,7 +127,7 @@ def load_sign_offs_file(path: Path) -> dict[str, dict[str, Any]]:
         gid = get_gate(gate).id
         if not isinstance(entry, dict) or not entry.get("by"):
             raise UsageError(f"sign-offs file {path}: {gate} needs a 'by'", path=str(path), key=gate)
-        out[gid] = {"by": str(entry["by"]), "note": str(entry.get("note", ""))}
+        out[gid] = _sign_off_entry(f"sign-offs file {path}: {gate}", str(entry["by"]), str(entry.get("note", "")))
     return out
 
 
@@ -118,16 +144,10 @@ def approvals_file_at(path: Path) -> Any:
 
 def sign_off_gates(config: Config) -> list[str]:
     """Gates that a run settles by a person's sign-off, the way Release.check/act decide it."""
-    from .checklist import provider_for
-    from .gates import GATES, Kind
+    from .checklist import takes_sign_off
+    from .gates import GATE_IDS
 
-    manual = {g.upper() for g in config.data["gates"]["manual"]}
-    out = []
-    for g in GATES:
-        _, is_manual = provider_for(g.id)
-        if g.kind is Kind.SIGN_OFF or is_manual or (g.kind is not Kind.ACTION and g.id in manual):
-            out.append(g.id)
-    return out
+    return [g for g in GATE_IDS if takes_sign_off(g, config.data["gates"]["manual"])]
 
 
 def signing_preflight(opts: RunOptions, config: Config, state: ReleaseState) -> Any:
@@ -224,6 +244,10 @@ def run_notebook(
         env = {**os.environ, **opts.extra_env, ENV_HEADLESS: "1", ENV_ROOT: str(config.root)}
         env[ENV_CONFIRM] = ",".join(opts.confirm)
         env[ENV_RERUN] = ",".join(opts.rerun)
+        if opts.rerun_reason:
+            env[ENV_RERUN_REASON] = opts.rerun_reason
+        if opts.window_reason:
+            env[ENV_WINDOW_REASON] = opts.window_reason
         env[ENV_SKIPS] = json.dumps(opts.skips)
         if opts.window:
             parse_duration(opts.window, where="--window")
@@ -280,8 +304,7 @@ def run_notebook(
         from .junit import write_junit
 
         write_junit(state, opts.junit)
-    verdict = state.verdict()
-    code = {"passed": EXIT_OK, "failed": EXIT_FAILED, "pending": EXIT_PENDING}[verdict]
+    code = exit_code(state)
     if rc != 0:
         tail = "\n".join(output.strip().splitlines()[-60:])
         emit(f"relnb run: the notebook process exited {rc}; its last output:\n{tail}")

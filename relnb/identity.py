@@ -61,3 +61,14 @@ def whoami() -> Identity:
     import getpass
 
     return Identity(getpass.getuser())
+
+
+def require_email(who: Identity, what: str) -> Identity:
+    """A decision that settles a gate names a person reachable afterwards: name and email, the way
+    git writes them (a bare name such as "nobody" identifies no one)."""
+    if not who.email:
+        raise UsageError(
+            f"{what} by {who.name!r} names no email",
+            fix="write the identity as `Name <email>` (for yourself: RELNB_USER or git config user.email)",
+        )
+    return who

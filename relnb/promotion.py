@@ -12,7 +12,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import PromotionRefused
-from .gates import GUARDED_SECTION, WAITS_FOR_INPUTS, Kind, get_gate
+from .gates import (
+    GUARDED_SECTION,
+    ROLLBACK_GATE,
+    SHIP_RECORDS,
+    WAITS_FOR_INPUTS,
+    Kind,
+    earlier_in_sequence,
+    get_gate,
+)
 from .identity import Identity, whoami
 from .results import GateResult, Status
 from .state import guarded
@@ -58,6 +66,13 @@ class PromotionGuard:
                         "refused", {"gate": gate_id, "summary": err.message, "blockers": [list(b) for b in blockers]}
                     )
                 return GateResult(gate_id, Status.PENDING, err.message, {"blockers": blockers}, title=spec.title)
+        stopped = self._sequence_stop(gate_id)
+        if stopped is not None:
+            return stopped
+        if spec.id in SHIP_RECORDS and self.state.rollback_started():
+            return self._refuse(
+                gate_id, f"{gate_id} refused: the release was rolled back, it did not ship", [(ROLLBACK_GATE, "rolled back")]
+            )
         if spec.kind is Kind.ACTION or spec.section in WAITS_FOR_INPUTS:
             waiting = [
                 (d, str(self.result(d).status)) for d in spec.depends_on if not self.result(d).status.ok_for_promotion
@@ -65,6 +80,27 @@ class PromotionGuard:
             if waiting:
                 names = ", ".join(f"{d} ({s})" for d, s in waiting)
                 return GateResult(gate_id, Status.PENDING, f"waiting for {names}", {"waiting_for": waiting}, title=spec.title)
+        return None
+
+    def _sequence_stop(self, gate_id: str) -> GateResult | None:
+        """The guarded section runs in order: a step that failed, was inconclusive or cut off stops
+        every step after it (the rollback and the sections after it still run), and a step that
+        has not settled yet is waited for."""
+        earlier = [(g, self.result(g).status) for g in earlier_in_sequence(gate_id)]
+        broken = [(g, str(st)) for g, st in earlier if st.is_failure]
+        if broken:
+            names = ", ".join(f"{g} {st}" for g, st in broken)
+            return self._refuse(
+                gate_id, f"{gate_id} not started: {names} — section {GUARDED_SECTION} stops at a failed step "
+                "(roll back or fix it, then run it again)", broken,
+            )
+        waiting = [(g, str(st)) for g, st in earlier if not st.ok_for_promotion]
+        if waiting:
+            names = ", ".join(f"{g} ({st})" for g, st in waiting)
+            return GateResult(
+                gate_id, Status.PENDING, f"waiting for {names}: section {GUARDED_SECTION} runs in order",
+                {"waiting_for": waiting}, title=get_gate(gate_id).title,
+            )
         return None
 
     def _refuse(self, gate_id: str, summary: str, blockers: list[tuple[str, str]]) -> GateResult:

@@ -28,11 +28,11 @@ from typing import Any
 from . import git
 from .config import Config, load_config
 from .effects import Effects
-from .errors import ReleaseNotFound, UsageError
+from .errors import ReleaseNotFound, RelnbError, UsageError
 from .gates import GATE_IDS, PRODUCTION_WINDOW_GATE, SECTIONS, Kind, get_gate
 from .identity import Identity, whoami
 from .journal import JOURNAL_NAME, JournalWriter, read_events
-from .results import GateResult, StatusTable
+from .results import GateResult, Status, StatusTable
 from .runcontext import (
     ENV_APPROVALS,
     ENV_CONFIRM,
@@ -171,10 +171,34 @@ class Release(Effects):
     # -- gates ---------------------------------------------------------------------------------
 
     def run(self, gate_id: str, check: Check, *, rerun: bool = False, reason: str | None = None) -> GateResult:
-        """Run an automatic gate's check, or read its settled result back from the journal."""
+        """Run an automatic gate's check, or read its settled result back from the journal.
+
+        Only automatic checks run here: a sign-off gate's "pass" is a person's, and an action's
+        is its one confirmed run, so letting `run()` decide either would be a pass nobody earned.
+        Forcing a settled gate again voids waivers downstream, so it needs a reason.
+        """
+        from .checklist import takes_sign_off
+
         spec = get_gate(gate_id)
+        if spec.kind is Kind.ACTION:
+            raise UsageError(
+                f"{spec.id} is an action; run() runs checks only",
+                gate=spec.id, fix=f"use release.act({spec.id!r}, confirmed=...): it runs once, after confirmation",
+            )
+        if takes_sign_off(spec.id, self.config.data["gates"]["manual"]):
+            raise UsageError(
+                f"{spec.id} is settled by a person's sign-off; run() cannot pass it",
+                gate=spec.id, fix=f"use release.check({spec.id!r}) to gather its evidence, then sign it off",
+            )
         current = self.result(spec.id)
         forced = rerun or spec.id in self.context.rerun
+        if forced:
+            reason = reason or (self.context.rerun_reason if spec.id in self.context.rerun else None)
+            if not (reason and reason.strip()):
+                raise UsageError(
+                    f"re-running {spec.id} needs a reason", gate=spec.id,
+                    fix="pass reason='why it must run again' (headless: --rerun-reason)",
+                )
         if current.status.ok_for_promotion and current.recorded and not forced:
             return current
         refused = self._guard(spec.id)
@@ -189,6 +213,7 @@ class Release(Effects):
         *,
         submitted: str | dict[str, Any] | None = None,
         rerun: bool = False,
+        reason: str | None = None,
     ) -> GateResult:
         """The template's one-liner for a non-action gate: run the registered provider.
 
@@ -212,12 +237,28 @@ class Release(Effects):
                 if refused is not None:
                     return refused
             return self.request_sign_off(spec.id, evidence=step, submitted=submitted)
-        result = self.run(spec.id, step, rerun=rerun)
+        result = self.run(spec.id, step, rerun=rerun, reason=reason)
         if spec.watches:
+            result = self._waive_shortened_window(spec.id, result)
             from .watch import figures
 
             result = result.with_(figures=figures(self, spec.id))
         return result
+
+    def _waive_shortened_window(self, gate_id: str, result: GateResult) -> GateResult:
+        """A window shorter than configured is at most waived, in the words of whoever shortened
+        it (`relnb run --window-reason`); samples that broke a rule stay failed."""
+        shortened = result.evidence.get("shortened")
+        why = self.context.window_reason
+        if result.status is not Status.INCONCLUSIVE or not shortened or not why:
+            return result
+        if result.recorded and self.state.gates[gate_id].waiver is not None:
+            return result
+        try:
+            return self.waive(gate_id, approver=whoami(), reason=why)
+        except RelnbError as exc:  # e.g. signing required and no approval for it: stays inconclusive
+            self.note(f"{gate_id}'s shortened window was not waived: {exc}", gate=gate_id)
+            return result
 
     def monitor(self, window: str | None = None, interval: str | None = None, *, rerun: bool = False) -> GateResult:
         """The production monitoring window, optionally shorter or sampled more often (journaled as such)."""

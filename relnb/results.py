@@ -170,6 +170,8 @@ class StatusTable:
     release_id: str
     rows: tuple[GateResult, ...]
     sections: Mapping[str, str] = field(default_factory=dict)
+    # the rollback's steps, when one ran: shown under the gates, not counted among them
+    rollback: tuple[GateResult, ...] = ()
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -191,6 +193,9 @@ class StatusTable:
             lines.append(
                 f"  {r.gate_id:<3} {SYMBOLS[r.status]:<12} {r.title:<{width}}  {r.summary}"
             )
+        if self.rollback:
+            lines.append("Rollback")
+            lines += [f"  {r.gate_id:<3} {SYMBOLS[r.status]:<12} {r.title:<{width}}  {r.summary}" for r in self.rollback]
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
         lines.append(f"total: {counts}")
         return "\n".join(lines)
@@ -212,6 +217,16 @@ class StatusTable:
                 f'<td style="background:{bg};color:{fg};font-weight:bold">{SYMBOLS[r.status]}</td>'
                 f"<td>{html.escape(r.title)}</td><td>{html.escape(r.summary)}</td></tr>"
             )
+        if self.rollback:
+            body.append('<tr><th colspan="4" style="text-align:left;padding-top:8px">Rollback</th></tr>')
+            for r in self.rollback:
+                fg, bg = COLOURS[r.status]
+                body.append(
+                    f'<tr data-rollback-step="{html.escape(r.title)}" data-status="{r.status}">'
+                    f"<td><b>{r.gate_id}</b></td>"
+                    f'<td style="background:{bg};color:{fg};font-weight:bold">{SYMBOLS[r.status]}</td>'
+                    f"<td>{html.escape(r.title)}</td><td>{html.escape(r.summary)}</td></tr>"
+                )
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
         return (
             f'<div class="relnb-status"><b>release {html.escape(self.release_id)}</b> — {counts}'

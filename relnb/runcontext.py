@@ -22,6 +22,8 @@ ENV_CONFIRM = "RELNB_CONFIRM"  # "all", or gate IDs / section letters, comma sep
 ENV_SIGNOFFS = "RELNB_SIGNOFFS"  # path to a JSON file {gate: {"by": ..., "note": ...}}, or a `relnb sign` file
 ENV_APPROVALS = "RELNB_APPROVALS"  # path to a `relnb sign` approvals file (pre-signed skips, waivers, ...)
 ENV_RERUN = "RELNB_RERUN"  # gate IDs to run again although settled
+ENV_RERUN_REASON = "RELNB_RERUN_REASON"  # why they must run again (journaled with each forced run)
+ENV_WINDOW_REASON = "RELNB_WINDOW_REASON"  # why the monitoring windows were shortened (a waiver)
 ENV_SKIPS = "RELNB_SKIPS"  # JSON {gate: reason} for optional gates the run declares not needed
 ENV_HEADLESS = "RELNB_HEADLESS"
 # A rollback decided in advance for one case only: production did not pass after the deploy
@@ -46,7 +48,11 @@ class RunContext:
     confirm: set[str] = field(default_factory=set)
     sign_offs: dict[str, dict[str, Any]] = field(default_factory=dict)
     rerun: set[str] = field(default_factory=set)
+    rerun_reason: str | None = None
     skips: dict[str, str] = field(default_factory=dict)
+    # Shortening a monitoring window is a decision with a reason: the gate it shortened is at
+    # most waived with these words, by whoever shortened it (or the approval signed for it).
+    window_reason: str | None = None
     headless: bool = False
     # Pre-signed approvals (`relnb sign`): each decision of the run picks up the one made for it.
     presigned: list[dict[str, Any]] = field(default_factory=list)
@@ -66,6 +72,8 @@ class RunContext:
         ctx = cls(headless=os.environ.get(ENV_HEADLESS) == "1", recorded=cls.process_recorded)
         ctx.confirm = {c.strip().upper() for c in os.environ.get(ENV_CONFIRM, "").split(",") if c.strip()}
         ctx.rerun = {c.strip().upper() for c in os.environ.get(ENV_RERUN, "").split(",") if c.strip()}
+        ctx.rerun_reason = os.environ.get(ENV_RERUN_REASON) or None
+        ctx.window_reason = os.environ.get(ENV_WINDOW_REASON) or None
         skips = os.environ.get(ENV_SKIPS)
         if skips:
             try:

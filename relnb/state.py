@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .eventtext import approval_label, who_text
-from .gates import GATES, GUARDED_SECTION, PROMOTION_PREREQUISITES, SECTIONS, get_gate, upstream
+from .gates import (
+    GATES,
+    GUARDED_SECTION,
+    PROMOTION_PREREQUISITES,
+    ROLLBACK_GATE,
+    SECTIONS,
+    Kind,
+    get_gate,
+    upstream,
+)
 from .journal import Event
 from .results import GateResult, Status, StatusTable
 
@@ -33,6 +42,20 @@ class GateState:
     voided_waivers: list[dict[str, Any]] = field(default_factory=list)
     skip: dict[str, Any] | None = None
     refused: dict[str, Any] | None = None
+    result_event: str = "gate"  # what produced `result`: "gate" (check/evidence) or "action"
+
+    def sign_off_counts(self) -> bool:
+        """A sign-off settles a gate only where a person is the check: a sign-off gate, or a gate
+        whose own step said it awaits a person (pending evidence, a manual item). It never covers
+        an action's result or a check that failed, was inconclusive or never produced evidence."""
+        if self.sign_off is None:
+            return False
+        base = self.result
+        if base is None:
+            return get_gate(self.gate_id).kind is Kind.SIGN_OFF
+        if self.result_event == "action" or base.status.is_failure:
+            return False
+        return base.status is Status.PENDING or get_gate(self.gate_id).kind is Kind.SIGN_OFF
 
     def current(self) -> GateResult:
         spec = get_gate(self.gate_id)
@@ -67,7 +90,8 @@ class GateState:
                 f"(was {base.status}: {base.summary})",
                 evidence={**base.evidence, "waiver": self.waiver, "waived_status": str(base.status)},
             )
-        if self.sign_off is not None:
+        if self.sign_off_counts():
+            assert self.sign_off is not None
             evidence = dict(base.evidence) if base else {}
             evidence["sign_off"] = self.sign_off
             note = self.sign_off.get("note") or ""
@@ -109,6 +133,9 @@ class ReleaseState:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
     samples: int = 0
+    steps: list[dict[str, Any]] = field(default_factory=list)  # named steps' finishes, in order
+    rollback: dict[str, Any] | None = None  # the last rollback-finished event
+    abandoned: dict[str, Any] | None = None
     sealed: dict[str, Any] | None = None
     head: str = ""
     events: int = 0
@@ -119,7 +146,14 @@ class ReleaseState:
         return self.gates[get_gate(gate_id).id].current()
 
     def table(self) -> StatusTable:
-        return StatusTable(self.release_id, tuple(self.gates[g.id].current() for g in GATES), SECTIONS)
+        rollback = tuple(
+            GateResult(
+                ROLLBACK_GATE, Status(s.get("status", "interrupted")), f"{s['action']}: {s.get('summary', '')}",
+                s.get("evidence", {}), s.get("started_at"), s.get("finished_at"), title=s["action"], recorded=True,
+            )
+            for s in self.rollback_steps()
+        )
+        return StatusTable(self.release_id, tuple(self.gates[g.id].current() for g in GATES), SECTIONS, rollback)
 
     def promotion_blockers(self) -> list[tuple[str, str]]:
         blockers = []
@@ -130,14 +164,60 @@ class ReleaseState:
                     blockers.append((g.id, str(status)))
         return blockers
 
+    def rollback_steps(self) -> list[dict[str, Any]]:
+        """The rollback's named steps as journaled (latest finish of each, in order)."""
+        latest: dict[str, dict[str, Any]] = {}
+        for step in self.steps:
+            if step.get("of_gate") == ROLLBACK_GATE:
+                latest[step["action"]] = step
+        return list(latest.values())
+
+    def rollback_started(self) -> bool:
+        """A rollback step was journaled, or a rollback was due and could not start."""
+        return self.rollback is not None or any(
+            a.get("started", {}).get("of_gate") == ROLLBACK_GATE for a in self.actions.values()
+        )
+
     def verdict(self) -> str:
-        """passed | failed | pending, the way `relnb run` turns it into an exit code."""
+        """How the release ended, the way `relnb run` turns it into an exit code and the archive
+        names it: passed | failed | pending | rolled back | rollback failed | abandoned.
+
+        Only "passed" is a release that shipped; a rollback that started and did not finish
+        cleanly (a step failed, was cut off, or has not run yet) is "rollback failed" until it is
+        finished, because production is then in neither version's known state.
+        """
+        if self.abandoned is not None:
+            return "abandoned"
+        if self.rollback_started():
+            done = self.rollback or {}
+            running = [a for a in self.actions.values()
+                       if a.get("started", {}).get("of_gate") == ROLLBACK_GATE and a.get("state") == "running"]
+            if done.get("status") == str(Status.PASSED) and not running:
+                return "rolled back"
+            return "rollback failed"
         statuses = [self.gates[g.id].current().status for g in GATES]
         if any(s.is_failure for s in statuses):
             return "failed"
         if any(s is Status.PENDING for s in statuses):
             return "pending"
         return "passed"
+
+    def seal_blockers(self) -> list[tuple[str, str]]:
+        """What keeps this release from being sealed ([] when it is finished): a release is
+        sealed only when every gate settled, after a completed rollback, or once a person
+        abandoned it. A failed or pending gate can still be fixed and run again, and a sealed
+        journal takes no more events, so sealing then would make the failure final."""
+        verdict = self.verdict()
+        if verdict in ("passed", "rolled back", "abandoned"):
+            return []
+        if verdict == "rollback failed":
+            failed = [s["action"] for s in self.rollback_steps() if s.get("status") != str(Status.PASSED)]
+            return [("rollback", f"rollback failed at {', '.join(failed) or 'an unfinished step'}")]
+        return [
+            (g.id, str(self.gates[g.id].current().status))
+            for g in GATES
+            if not self.gates[g.id].current().status.ok_for_promotion
+        ]
 
 
 def fold(release_id: str, events: Iterable[Event]) -> ReleaseState:
@@ -174,15 +254,17 @@ def _apply(state: ReleaseState, ev: Event) -> None:
             gs.running_since = ev.ts
             gs.skip = None
             gs.refused = None
-            if gs.sign_off is not None and t == "gate-started":
-                gs.sign_off = None  # new evidence needs a new sign-off
+            gs.sign_off = None  # new evidence (or an action's run) needs a new sign-off
             _void_waivers(state, gate, ev)
     elif t in ("gate-finished", "action-finished"):
         if t == "action-finished":
             entry = state.actions.setdefault(p["action"], {})
             entry.update(state="finished", finished=p, seq=ev.seq)
+        if p.get("of_gate"):  # a named step of a gate (the rollback's, safe mode off)
+            state.steps.append({**p, "seq": ev.seq, "at": ev.ts})
         if gs is not None and (t == "gate-finished" or p.get("action") == gate):
             gs.running_since = None
+            gs.result_event = "action" if t == "action-finished" else "gate"
             gs.result = GateResult(
                 gate,
                 Status(p["status"]),
@@ -215,6 +297,10 @@ def _apply(state: ReleaseState, ev: Event) -> None:
         state.notes.append({**p, "seq": ev.seq, "at": ev.ts})
     elif t == "sample":
         state.samples += 1
+    elif t == "rollback-finished":
+        state.rollback = {**p, "seq": ev.seq, "at": ev.ts}
+    elif t == "abandoned":
+        state.abandoned = {**p, "seq": ev.seq, "at": ev.ts}
     elif t == "sealed":
         state.sealed = {**p, "seq": ev.seq, "at": ev.ts}
 

@@ -35,7 +35,23 @@ def build_images(ctx: GateContext) -> Outcome:
 
 
 def safe_mode(ctx: GateContext) -> Outcome:
+    """D1: only with a way back out: safe mode left on after the release is an outage."""
+    try:
+        commands = ctx.env("production")["commands"]
+    except RelnbError as exc:
+        return config_error(exc)
+    if commands.get("safe_mode_on") and not commands.get("safe_mode_off"):
+        return Outcome.failed(
+            "safe_mode_on is configured but safe_mode_off is not: relnb could not switch safe mode off "
+            "after the deploy or on rollback (set environments.production.commands.safe_mode_off)",
+            missing_config="environments.production.commands.safe_mode_off",
+        )
     return command_action(ctx, "safe_mode_on")
+
+
+def safe_mode_off(ctx: GateContext) -> Outcome:
+    """The undo of D1, run by the release after the deploy passed or by the rollback."""
+    return command_action(ctx, "safe_mode_off")
 
 
 def deploy(ctx: GateContext) -> Outcome:

@@ -53,6 +53,26 @@ class AlreadySealed(UsageError):
     """The release was archived before; the record is closed."""
 
 
+class NotFinished(UsageError):
+    """Sealing closes the journal for good, so only a finished release is sealed: every gate
+    settled, a completed rollback, or a person's abandonment. Anything else can still be fixed
+    and run again, which a sealed release never can."""
+
+    exit_code = 1
+
+
+def _refuse_unfinished(state: Any) -> None:
+    blockers = state.seal_blockers()
+    if not blockers:
+        return
+    listed = ", ".join(f"{g} {s}" for g, s in blockers[:8]) + (" …" if len(blockers) > 8 else "")
+    raise NotFinished(
+        f"release {state.release_id} is not finished ({state.verdict()}: {listed}); not sealed",
+        fix=f"settle those gates (fix and run again, waive with an approver and reason), roll back, "
+        f"or give it up: relnb abandon {state.release_id} --reason '...'",
+    )
+
+
 @dataclass
 class ArchiveResult:
     release_id: str
@@ -117,6 +137,9 @@ def _changelog_section(view: ArchiveView, config: Config) -> tuple[str | None, d
     res = view.state.result("F3")
     if res.evidence.get("section"):
         return res.evidence["section"], res.evidence, "F3 evidence"
+    verdict = view.state.verdict()
+    if verdict != "passed":  # a changelog entry claims the version shipped
+        return None, {}, f"none: the release ended {verdict}, it did not ship"
     from .changelog import find_previous_tag, gather, render_section, section_evidence
 
     repo = config.repo_path()
@@ -141,7 +164,10 @@ def archive(release: Release, *, confirmed: Any = True) -> ArchiveResult | str:
     go = confirmation(confirmed, "F3", release)
     if not go and not release.context.confirmed("F") and "ARCHIVE" not in release.context.confirm:
         return "archive: waiting for confirmation (click the button, or `relnb archive <id>`)"
-    return archive_release(release.id, config=release.config)
+    try:
+        return archive_release(release.id, config=release.config)
+    except NotFinished as exc:  # the cell says why in one line; the release stays open to be finished
+        return f"archive: {exc}"
 
 
 def archive_release(
@@ -171,6 +197,7 @@ def archive_release(
                 f"release {release_id} is already sealed",
                 fix=f"check it with `relnb verify {release_id}`",
             )
+        _refuse_unfinished(fold(release_id, writer.events))
         return _archive(writer, directory, config, write_junit)
     finally:
         # Close only a writer this call opened: the notebook's own release keeps its writer.
@@ -261,6 +288,7 @@ def _archive(
                 "template_sha256": state.created.get("template_sha256"),
             },
             "changelog": {"origin": cl_origin},
+            "verdict": state.verdict(),
             "files": {
                 n: {"sha256": F.sha256_file(p), "bytes": p.stat().st_size}
                 for n in [*names, *carried]
@@ -282,6 +310,7 @@ def _archive(
         {
             "manifest_sha256": manifest_sha,
             "files": len(manifest["files"]),
+            "verdict": manifest["verdict"],
             "archived_by": grant.identity if grant else who,
             "relnb_version": manifest["relnb_version"],
             **(grant.payload() if grant else {}),

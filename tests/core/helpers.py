@@ -77,13 +77,20 @@ def make_project(root: Path, toml: str = "") -> Path:
 
 
 def all_green(r: relnb.Release, *, except_: tuple[str, ...] = ()) -> None:
-    """Settle every gate of A–C the cheapest way its kind allows, so section D is reachable."""
+    """Settle every gate of A–C the cheapest way its kind allows, and skip D1 (safe mode), so
+    section D's steps are reachable in order from D2."""
     for gate in relnb.GATES:
+        if gate.id == "D1" and "D1" not in except_:
+            r.skip("D1", reason="no safe mode needed")
+            continue
         if gate.section not in "ABC" or gate.id in except_:
             continue
         if gate.optional:
             r.skip(gate.id, reason="not needed")
         elif gate.kind is relnb.Kind.ACTION:
             r.action(gate.id, lambda: Outcome.passed("done"), confirmed=True)
+        elif gate.kind is relnb.Kind.SIGN_OFF:
+            r.request_sign_off(gate.id, evidence=lambda: Outcome.passed("evidence"))
+            r.sign_off(gate.id, by="Reviewer <reviewer@example.org>", note="checked")
         else:
             r.run(gate.id, lambda: Outcome.passed("ok"))

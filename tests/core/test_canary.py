@@ -66,7 +66,7 @@ def test_canary_never_leaks(project, monkeypatch):
     nb = project / "notebooks" / "release-1.0.0.py"
     run = subprocess.run(
         [sys.executable, "-m", "relnb.cli", "run", str(nb), "--junit", "junit.xml", "--confirm", "B2",
-         "--sign-off", f"B1=Lead:token is {CANARY}"],
+         "--sign-off", f"B1=Lead <l@example.org>:token is {CANARY}"],
         cwd=project, env=env, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 1, run.stdout + run.stderr

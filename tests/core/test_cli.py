@@ -17,7 +17,7 @@ CONFIG = """
 name = "demo"
 migrations_kind = "none"
 [gates]
-manual = ["A2", "A3", "A4", "A6", "B1", "B4", "B5", "B6", "B7", "B8", "B9", "C1", "C2", "C3", "C4", "C5", "D5", "D7", "E1", "E2", "E3", "F2", "F3"]
+manual = ["A2", "A3", "A4", "A6", "B1", "B4", "B5", "B6", "B7", "B8", "B9", "C1", "C2", "C3", "C4", "C5", "D5", "D7", "E1", "E2", "E3", "F2"]
 [ci]
 command = "echo '3 passed'"
 [environments.staging]

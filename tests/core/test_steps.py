@@ -51,7 +51,7 @@ def test_a_gate_step_and_a_named_step_are_journaled_under_their_own_keys(release
 
 def test_every_kind_of_step_fails_on_a_crash_or_a_wrong_type(release):
     assert release.run("A2", _boom(ValueError("bad"))).summary == "ValueError: bad"
-    assert release.run("A3", lambda: True).status is Status.FAILED
+    assert release.run("A6", lambda: True).status is Status.FAILED
     named = release.action(ROLLBACK_GATE, _boom(RuntimeError("no")), name="restore-db", confirmed=True)
     assert named.status is Status.FAILED and "Traceback" in named.evidence["traceback"]
     wrong = release.action(ROLLBACK_GATE, lambda: "yes", name="flush", confirmed=True)
@@ -60,9 +60,9 @@ def test_every_kind_of_step_fails_on_a_crash_or_a_wrong_type(release):
 
 def test_an_interrupted_step_is_journaled_then_reraised(release):
     with pytest.raises(KeyboardInterrupt):
-        release.run("A4", _boom(KeyboardInterrupt()))
+        release.run("B4", _boom(KeyboardInterrupt()))
     assert events(release, "gate-finished")[-1]["status"] == "interrupted"
-    assert release.result("A4").status is Status.INTERRUPTED
+    assert release.result("B4").status is Status.INTERRUPTED
     with pytest.raises(KeyboardInterrupt):
         release.action(ROLLBACK_GATE, _boom(KeyboardInterrupt()), name="flush", confirmed=True)
     assert events(release, "action-finished")[-1] == {
