@@ -11,13 +11,22 @@ from ...results import Outcome
 
 
 def endpoints_documented(ctx: GateContext) -> Outcome:
+    """A2: the routes the code at the release SHA serves (project.routes) against its spec."""
     from .openapi import check_endpoints_documented
+    from .routes import RouteSource
 
     sha = ctx.release_sha()
     if not sha:
         return Outcome.inconclusive(f"{ctx.repo()} is not a git repository with commits: set project.repo")
+    project = ctx.config.project
+    routes = project["routes"]
+    source = RouteSource(
+        command=routes["command"], app=routes["app"], python_path=tuple(routes["python_path"]),
+        timeout_s=ctx.duration(routes["timeout"]),
+    )
     return check_endpoints_documented(
-        str(ctx.repo()), sha, ctx.previous_tag(), ctx.config.project["openapi"], ignore=["/metrics", "/_admin/*"]
+        str(ctx.repo()), sha, ctx.previous_tag(), project["openapi"], source=source, ignore=routes["ignore"],
+        version=str(ctx.release.info.get("version") or ""), tag_prefix=project["tag_prefix"],
     )
 
 

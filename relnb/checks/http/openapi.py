@@ -1,10 +1,11 @@
-"""A2 (and A4's evidence): is every route the app serves documented in the OpenAPI spec?
+"""A2 (and A4's evidence): is every route the app's code serves documented in the OpenAPI spec?
 
-The spec is read from git at HEAD and at the previous release tag, so the verdict is about the
-commit being released, not a working tree. Served routes come from an explicit list, from a URL
-that lists them (a route listing or the app's own OpenAPI document), or, when neither is given,
-from the spec at HEAD itself (said so in the evidence). Breaking changes between the two specs
-are reported for A4's reviewer; they do not fail A2.
+The spec is read from git at the release SHA and at the previous release tag, so the verdict is
+about the commit being released, not a working tree. The served routes come from the app's code
+at the same SHA (`routes.py`: a command or a Starlette/FastAPI app, configured in
+`[project.routes]`), never from the spec itself or a served copy of it: without a route source
+A2 is inconclusive. Breaking changes between the two specs are reported for A4's reviewer; they
+do not fail A2.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from ... import git
 from ...redact import scrub
 from ...results import Outcome
+from .routes import ANY, Listing, RouteSource, RouteSourceError, served_routes_at
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 # Frameworks answer these on their own for every route; they are not documented operations.
@@ -230,52 +232,37 @@ def _parse_route(entry: Any) -> list[str]:
     raise ValueError(f"route {entry!r} has no method and path")
 
 
-def routes_from_listing(data: Any) -> list[str]:
-    """Routes from a JSON route listing, or from an OpenAPI document the app serves."""
-    if isinstance(data, dict) and isinstance(data.get("paths"), dict):
-        return list(operations(data))
-    if isinstance(data, dict) and isinstance(data.get("routes"), list):
-        data = data["routes"]
-    if not isinstance(data, list):
-        raise ValueError("route listing is neither a list of routes nor an OpenAPI document")
-    out: list[str] = []
-    for entry in data:
-        out.extend(_parse_route(entry))
-    return out
+def _key(route: str) -> str:
+    """`GET /documents/<int:id>` → `GET /documents/{}`: the form served and documented routes meet in."""
+    method, path = route.split(" ", 1)
+    return f"{method} {normalize_path(path)}"
 
 
-def _fetch_routes(
-    url: str, timeout_s: float, headers: Mapping[str, str] | None
-) -> list[str] | Outcome:
-    import httpx
+NOT_CONFIGURED = (
+    "not configured: project.routes.command or project.routes.app — name what lists the routes the "
+    "app's code serves (A2 never takes them from the spec it judges)"
+)
 
-    try:
-        resp = httpx.get(url, timeout=timeout_s, headers=dict(headers or {}), follow_redirects=True)
-    except httpx.TimeoutException:
-        return Outcome.inconclusive(
-            f"route listing {url} did not answer within {timeout_s:g} s", routes_url=url
-        )
-    except httpx.HTTPError as exc:
-        return Outcome.inconclusive(
-            f"route listing {url} unreachable: {scrub(str(exc))}", routes_url=url
-        )
-    if resp.status_code != 200:
-        return Outcome.inconclusive(
-            f"route listing {url} answered HTTP {resp.status_code}", routes_url=url
-        )
-    try:
-        body: Any = resp.json()
-    except ValueError:
+
+def _served(
+    repo: str,
+    sha: str,
+    source: RouteSource | None,
+    explicit: Iterable[Any] | None,
+    env: Mapping[str, str],
+) -> Listing:
+    """The routes served at `sha`: the explicit list when given, else the route source's."""
+    if explicit is not None:
         try:
-            body = load_spec(resp.text, url)
-        except Exception:
-            return Outcome.inconclusive(
-                f"route listing {url} is not JSON or an OpenAPI document", routes_url=url
-            )
-    try:
-        return routes_from_listing(body)
-    except ValueError as exc:
-        return Outcome.inconclusive(f"route listing {url}: {exc}", routes_url=url)
+            routes = sorted({r for entry in explicit for r in _parse_route(entry)})
+        except ValueError as exc:
+            raise RouteSourceError(f"served routes: {exc}") from None
+        if not routes:
+            raise RouteSourceError("the explicit list of served routes is empty")
+        return Listing(routes, evidence={"source": "explicit list"})
+    if source is None or not source.configured:
+        raise RouteSourceError(NOT_CONFIGURED, {"missing_config": "project.routes"})
+    return served_routes_at(repo, sha, source, env=env)
 
 
 def check_endpoints_documented(
@@ -284,16 +271,20 @@ def check_endpoints_documented(
     previous_tag: str | None,
     spec_path: str,
     *,
+    source: RouteSource | None = None,
     served_routes: Iterable[Any] | None = None,
-    routes_url: str | None = None,
+    previous_routes: Iterable[Any] | None = None,
     ignore: Sequence[str] = (),
-    timeout_s: float = 10.0,
-    headers: Mapping[str, str] | None = None,
+    version: str | None = None,
+    tag_prefix: str = "",
 ) -> Outcome:
-    """Served routes vs the spec at `head`; operations added/removed/changed since `previous_tag`.
+    """The routes the code at `head` serves vs the spec at `head`; which routes and operations are
+    new since `previous_tag`.
 
-    `ignore` holds fnmatch patterns of paths that are deliberately undocumented (`/metrics`,
-    `/_admin/*`); they are listed in the evidence, never silently dropped.
+    Served routes come from `source` (a command or an app, run on the code at each commit) or,
+    for callers that know them, `served_routes`/`previous_routes`. Without either the verdict
+    is inconclusive: the spec is never its own witness. `ignore` holds fnmatch patterns of paths
+    deliberately undocumented (`/metrics`, `/_admin/*`); they are listed in the evidence.
     """
     ev: dict[str, Any] = {
         "repo": repo,
@@ -304,7 +295,7 @@ def check_endpoints_documented(
     resolved = git.run(repo, "rev-parse", "--verify", "--quiet", f"{head}^{{commit}}")
     if resolved.returncode != 0:
         return Outcome.inconclusive(f"{head!r} is not a commit in {repo}", **ev)
-    ev["head_sha"] = resolved.stdout.strip()
+    ev["head_sha"] = head_sha = resolved.stdout.strip()
     try:
         new_spec = spec_at(repo, head, spec_path)
     except Exception as exc:  # yaml/json errors of any kind
@@ -316,15 +307,15 @@ def check_endpoints_documented(
             f"no OpenAPI spec {spec_path} at {head}: add it or set project.openapi", **ev
         )
     old_spec: dict[str, Any] | None = None
+    previous_sha: str | None = None
     if previous_tag:
-        if (
-            git.run(repo, "rev-parse", "--verify", "--quiet", f"{previous_tag}^{{commit}}").returncode
-            != 0
-        ):
+        got = git.run(repo, "rev-parse", "--verify", "--quiet", f"{previous_tag}^{{commit}}")
+        if got.returncode != 0:
             return Outcome.inconclusive(
                 f"previous tag {previous_tag!r} not found in {repo}: fetch tags or set project.previous_tag",
                 **ev,
             )
+        previous_sha = got.stdout.strip()
         try:
             old_spec = spec_at(repo, previous_tag, spec_path)
         except Exception as exc:
@@ -344,6 +335,7 @@ def check_endpoints_documented(
         if _canonical(old_spec or {}, old_ops[k]) != _canonical(new_spec, new_ops[k])
     )
     ev.update(
+        documented=sorted(new_ops),
         operations_head=len(new_ops),
         operations_previous=len(old_ops) if old_spec else None,
         added=added,
@@ -351,70 +343,88 @@ def check_endpoints_documented(
         changed=changed,
     )
     ev["breaking_changes"] = openapi_breaking_changes(old_spec, new_spec) if old_spec else []
+    if not new_ops:
+        return Outcome.failed(f"{spec_path} at {head} documents no operations", **ev)
 
-    if served_routes is not None:
+    env = {"RELNB_VERSION": version or ""}
+    try:
+        listing = _served(repo, head_sha, source, served_routes, env)
+    except RouteSourceError as exc:
+        return Outcome.inconclusive(exc.reason, **ev, route_source=exc.evidence)
+    ev["route_source"] = listing.evidence
+    served = [r for r in listing.routes if r.split(" ", 1)[0] not in _AUTO_METHODS]
+
+    # New since the previous release: the same source on the previous tag's code (informative:
+    # the verdict is about what the release serves, so a source that cannot run there only notes it).
+    new_routes: list[str] | None = served
+    if previous_sha is not None and previous_tag is not None:
+        prev_env = {"RELNB_VERSION": previous_tag.removeprefix(tag_prefix)}
         try:
-            served = [r for entry in served_routes for r in _parse_route(entry)]
-        except ValueError as exc:
-            return Outcome.inconclusive(f"served routes: {exc}", **ev)
-        ev["served_source"] = "explicit list"
-    elif routes_url:
-        got = _fetch_routes(routes_url, timeout_s, headers)
-        if isinstance(got, Outcome):
-            return Outcome(got.status, got.summary, {**ev, **got.evidence})
-        served = got
-        ev["served_source"] = f"route listing {routes_url}"
-    else:
-        served = list(new_ops)
-        ev["served_source"] = (
-            "spec at HEAD (no route listing configured; served routes not observed)"
-        )
+            if served_routes is not None and previous_routes is None:
+                raise RouteSourceError("no list of them given")
+            before = _served(repo, previous_sha, source, previous_routes, prev_env)
+        except RouteSourceError as exc:
+            new_routes = None
+            ev["new_routes_unknown"] = f"routes at {previous_tag}: {exc.reason}"
+        else:
+            known = {_key(r) for r in before.routes}
+            new_routes = [r for r in served if _key(r) not in known]
 
-    documented = {f"{k.split(' ', 1)[0]} {normalize_path(k.split(' ', 1)[1])}" for k in new_ops}
+    documented = {_key(k) for k in new_ops}
+    documented_paths = {k.split(" ", 1)[1] for k in documented}
     undocumented: list[str] = []
     ignored: list[str] = []
-    served_norm: set[str] = set()
-    for route in sorted(set(served)):
-        method, path = route.split(" ", 1)
-        if method in _AUTO_METHODS:
-            continue
+    checked: set[str] = set()
+    for route in served:
+        path = route.split(" ", 1)[1]
         if any(fnmatch.fnmatchcase(path, pat) for pat in ignore):
             ignored.append(route)
             continue
-        norm = f"{method} {normalize_path(path)}"
-        served_norm.add(norm)
-        if norm not in documented:
+        key = _key(route)
+        checked.add(key)
+        method, norm = key.split(" ", 1)
+        if not (key in documented or (method == ANY and norm in documented_paths)):
             undocumented.append(route)
+    checked_paths = {k.split(" ", 1)[1] for k in checked if k.startswith(f"{ANY} ")}
     not_served = sorted(
         k
         for k in new_ops
-        if f"{k.split(' ', 1)[0]} {normalize_path(k.split(' ', 1)[1])}" not in served_norm
+        if _key(k) not in checked and _key(k).split(" ", 1)[1] not in checked_paths
     )
     ev.update(
-        served=len(served_norm),
+        served=served,
+        served_count=len(checked),
+        new_since_previous=new_routes,
         undocumented=undocumented,
         ignored=ignored,
+        ignore_patterns=list(ignore),
+        framework_routes=listing.framework,
+        websockets=listing.websockets,
         documented_not_served=not_served,
     )
+    if undocumented:
+        new = set(new_routes or [])
+        named = [f"{r} (new)" if r in new and previous_tag else r for r in undocumented[:5]]
+        return Outcome.failed(
+            f"{len(undocumented)} served route(s) missing from {spec_path}: {', '.join(named)}",
+            **ev,
+        )
+    if not checked:
+        return Outcome.inconclusive(
+            f"every served route is ignored ({', '.join(ignored[:5])}): nothing to compare with {spec_path}",
+            **ev,
+        )
     delta = (
         f"+{len(added)} -{len(removed)} ~{len(changed)} since {previous_tag}"
         if old_spec
         else "no previous spec"
     )
-    if undocumented:
-        return Outcome.failed(
-            f"{len(undocumented)} served route(s) missing from {spec_path}: {', '.join(undocumented[:5])}",
-            **ev,
-        )
-    if not new_ops:
-        return Outcome.failed(f"{spec_path} at {head} documents no operations", **ev)
+    if new_routes is not None and previous_tag:
+        delta += f"; {len(new_routes)} new route(s) served"
     breaking = len(ev["breaking_changes"])
     return Outcome.passed(
-        f"all {len(served_norm)} served route(s) documented ({delta}"
+        f"all {len(checked)} served route(s) documented ({delta}"
         + (f"; {breaking} breaking change(s) for A4" if breaking else "")
-        + ")"
-        + (
-            "" if served_routes is not None or routes_url else "; served routes taken from the spec"
-        ),
+        + ")",
         **ev,
     )

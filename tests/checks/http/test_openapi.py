@@ -1,4 +1,8 @@
-"""A2/A4: served routes vs the OpenAPI spec in a real git repository (tag + HEAD)."""
+"""A2/A4: served routes vs the OpenAPI spec in a real git repository (tag + HEAD).
+
+The served routes here are given as lists; tests/checks/http/test_routes.py gets them from the
+app's code through `[project.routes]` and the gate.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,11 @@ import json
 
 import pytest
 import yaml
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
 
 from relnb.checks.http.openapi import (
     check_endpoints_documented,
     normalize_path,
     openapi_breaking_changes,
-    routes_from_listing,
 )
 from relnb.results import Status
 
@@ -119,8 +119,15 @@ def check(repo, **kw):
 
 
 def test_all_served_routes_documented(app_repo):
-    out = check(app_repo, served_routes=SERVED_V2)
+    out = check(app_repo, served_routes=SERVED_V2, previous_routes=SERVED_V2[:5])
     assert out.status is Status.PASSED, out
+    assert out.evidence["new_since_previous"] == [
+        "GET /analytics/summary",
+        "GET /metrics",
+        "POST /_admin/faults",
+    ]
+    assert out.evidence["served"] == sorted(set(SERVED_V2) - {"HEAD /documents/{doc_id}"})
+    assert "GET /analytics/summary" in out.evidence["documented"]
     assert out.evidence["added"] == ["GET /analytics/summary"]
     assert out.evidence["removed"] == []
     assert out.evidence["changed"] == ["GET /health"]
@@ -152,51 +159,15 @@ def test_new_route_undocumented_at_head_fails(repo):
     ]
 
 
-def test_routes_from_a_running_instance(app_repo, serve):
-    listing = [
-        {"path": "/health", "methods": ["GET", "HEAD"]},
-        {"path": "/analytics/summary", "method": "GET"},
-        {"path": "/documents/{id}", "methods": ["GET"]},
-        {"path": "/secret-debug", "methods": ["GET"]},
-    ]
-
-    async def routes(request):
-        return JSONResponse({"routes": listing})
-
-    async def openapi(request):
-        return JSONResponse(SPEC_V2)
-
-    async def broken(request):
-        return PlainTextResponse("<html>oops</html>")
-
-    url = serve(
-        Starlette(
-            routes=[
-                Route("/_routes", routes),
-                Route("/openapi.json", openapi),
-                Route("/broken", broken),
-            ]
-        )
-    )
-    out = check(app_repo, routes_url=url + "/_routes")
-    assert out.status is Status.FAILED and out.evidence["undocumented"] == ["GET /secret-debug"]
-    out = check(app_repo, routes_url=url + "/openapi.json")
-    assert out.status is Status.PASSED, out
-    assert out.evidence["served_source"].startswith("route listing")
-    assert check(app_repo, routes_url=url + "/broken").status is Status.INCONCLUSIVE
-    assert check(app_repo, routes_url=url + "/missing").status is Status.INCONCLUSIVE
-
-
-def test_route_listing_down_is_inconclusive(app_repo, dead_url):
-    out = check(app_repo, routes_url=dead_url + "/_routes", timeout_s=2)
-    assert out.status is Status.INCONCLUSIVE and "unreachable" in out.summary
-
-
-def test_fallback_to_spec_says_so(app_repo):
+def test_no_served_routes_is_inconclusive_not_the_spec_again(app_repo):
+    """issue 19 item 8: without served routes A2 took the spec at HEAD as what is served (and
+    passed); a served OpenAPI document is no better. No route source: inconclusive."""
     out = check(app_repo)
-    assert out.status is Status.PASSED
-    assert "not observed" in out.evidence["served_source"]
-    assert "served routes taken from the spec" in out.summary
+    assert out.status is Status.INCONCLUSIVE, out
+    assert out.evidence["route_source"] == {"missing_config": "project.routes"}
+    assert "project.routes.command or project.routes.app" in out.summary
+    out = check(app_repo, served_routes=[])
+    assert out.status is Status.INCONCLUSIVE and "empty" in out.summary
 
 
 def test_spec_missing_or_broken_at_head_fails(repo):
@@ -296,14 +267,6 @@ def test_additive_changes_are_not_breaking():
 )
 def test_normalize_path(raw, norm):
     assert normalize_path(raw) == norm
-
-
-def test_route_listing_formats():
-    assert routes_from_listing(
-        ["get /a", ["POST", "/b"], {"path": "/c", "methods": ["GET", "PUT"]}]
-    ) == ["GET /a", "POST /b", "GET /c", "PUT /c"]
-    with pytest.raises(ValueError):
-        routes_from_listing({"nothing": 1})
 
 
 def test_spec_without_operations_fails(repo):
