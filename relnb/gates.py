@@ -30,8 +30,10 @@ SECTIONS: dict[str, str] = {
 # Sections whose gates must all be passed/skipped/waived before section D may run.
 PROMOTION_PREREQUISITES = ("A", "B", "C")
 GUARDED_SECTION = "D"
-# Sections whose gates (like every action) wait until the gates they depend on are settled.
-WAITS_FOR_INPUTS = (GUARDED_SECTION, "F")
+# Sections whose gates (like every action) wait until the gates they depend on are settled: the
+# readiness checks judge what staging showed (C1's soak starts when B1 saw the release), so a
+# failed input leaves them waiting rather than failing on someone else's account.
+WAITS_FOR_INPUTS = ("C", GUARDED_SECTION, "F")
 # The roles a few gates play in the release's mechanics, named here so the core names no gate.
 DEPLOY_GATE = "D4"  # its action is what a rollback undoes
 SAFE_MODE_GATE = "D1"  # its action is undone (safe mode off) after the deploy, or by the rollback

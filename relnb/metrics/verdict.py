@@ -9,7 +9,11 @@ The verdict is conservative by construction:
 - a hard breach (more than `failure_limit` consecutive breaching samples) fails at once;
 - at the end, too few samples, a gap longer than `max_gap_s`, a missing baseline for a relative
   rule, or a breach still open when the window closes make it inconclusive;
-- only a completed window with enough evidence and no breach passes.
+- only a completed window with enough evidence and no breach passes;
+- a window shorter than the configured one (`configured_s`: a rehearsal's `--window`) never
+  passes: clean samples make it inconclusive (evidence `shortened`), for whoever shortened it to
+  waive; a breach still fails. Only the length decides, so no min_samples or interval setting can
+  let a short window through.
 """
 
 from __future__ import annotations
@@ -186,6 +190,7 @@ class WindowVerdict:
         start_ts: float,
         duration_s: float,
         baseline: Baseline | None = None,
+        configured_s: float | None = None,
     ) -> None:
         if not rules:
             from ..errors import UsageError
@@ -194,6 +199,7 @@ class WindowVerdict:
         self.rules = list(rules)
         self.start_ts = start_ts
         self.duration_s = duration_s
+        self.configured_s = configured_s
         self.baseline = baseline
         self.stats: dict[str, _MetricStats] = {r.metric: _MetricStats() for r in self.rules}
         self._states = [_RuleState(r) for r in self.rules]
@@ -376,12 +382,43 @@ class WindowVerdict:
                 )
         return breaches, tests
 
+    def shortened(self) -> dict[str, Any] | None:
+        """How much shorter than configured this window is (None when it is not)."""
+        if self.configured_s is None or self.duration_s >= self.configured_s:
+            return None
+        return {
+            "configured": compact_duration(self.configured_s),
+            "used": compact_duration(self.duration_s),
+            "configured_s": _seconds(self.configured_s),
+            "used_s": _seconds(self.duration_s),
+        }
+
     def outcome(
         self,
         *,
         end_ts: float,
         interrupted: bool = False,
         extra: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        out = self._judge(end_ts=end_ts, interrupted=interrupted, extra=extra)
+        short = self.shortened()
+        if short is None:
+            return out
+        evidence = {**out.evidence, "shortened": short}
+        if out.status is not Status.PASSED:  # a breach still fails; no evidence stays no evidence
+            return Outcome(out.status, out.summary, evidence)
+        return Outcome.inconclusive(
+            f"window {short['used']} shorter than the configured {short['configured']}: "
+            "samples within limits (would pass on a full window)",
+            **evidence,
+        )
+
+    def _judge(
+        self,
+        *,
+        end_ts: float,
+        interrupted: bool,
+        extra: Mapping[str, Any] | None,
     ) -> Outcome:
         elapsed = self.elapsed(end_ts)
         completed = elapsed >= self.duration_s
@@ -483,6 +520,23 @@ def format_duration(seconds: float) -> str:
     return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+def compact_duration(seconds: float) -> str:
+    """120 → '2m', 1800 → '30m', 5400 → '1h30m', 1.5 → '1.5s': how people write a window.
+
+    Never rounded up to the next minute: 1799.6 s is '29m59.6s', not a '30m' beside a 30m one.
+    """
+    h, rest = divmod(int(seconds), 3600)
+    m = rest // 60
+    s = math.floor((seconds - h * 3600 - m * 60) * 10 + 1e-6) / 10  # tenths, never rounded up
+    parts = [f"{h}h" if h else "", f"{m}m" if m else "", f"{s:g}s" if s else ""]
+    return "".join(parts) or "0s"
+
+
+def _seconds(value: float) -> float | int:
+    """1800.0 → 1800 in evidence (JSON stays as people read it); fractions keep 3 decimals."""
+    return int(value) if value == int(value) else round(value, 3)
+
+
 def _latest_text(rules: Sequence[Rule], metrics: Mapping[str, Any]) -> str:
     seen: list[str] = []
     parts = []
@@ -503,16 +557,21 @@ def evaluate_samples(
     start_ts: float | None = None,
     end_ts: float | None = None,
     baseline: Baseline | None = None,
+    configured_s: float | None = None,
 ) -> Outcome:
     """The verdict over recorded samples (archive replay, tests): same logic as the live window.
 
     `end_ts` defaults to the last sample's time, so a recording that stops early is not a pass;
-    replays pass the window's recorded `evidence["window"]["end_ts"]`.
+    replays pass the window's recorded `evidence["window"]["end_ts"]`. Samples from before
+    `start_ts` are not part of the window and never count.
     """
     items = [as_sample(s) for s in samples]
     if start_ts is None:
         start_ts = items[0].ts if items else 0.0
-    verdict = WindowVerdict(rules, start_ts=start_ts, duration_s=duration_s, baseline=baseline)
+    items = [s for s in items if s.ts >= start_ts]
+    verdict = WindowVerdict(
+        rules, start_ts=start_ts, duration_s=duration_s, baseline=baseline, configured_s=configured_s
+    )
     for s in items:
         verdict.add(s)
         if verdict.hard_breach is not None:

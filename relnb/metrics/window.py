@@ -4,7 +4,10 @@ The loop owns no storage: `record(sample_dict)` is called for every sample befor
 so the journal holds everything the verdict saw. After a kernel restart (or a `marimo run` page
 reload) the caller passes the recorded samples back as `resume_samples`; the window's clock starts
 at the first recorded sample, so a restart neither extends nor shortens the window, and the time
-the kernel was away shows up as a gap (too long a gap ⇒ inconclusive, never a pass).
+the kernel was away shows up as a gap (too long a gap ⇒ inconclusive, never a pass). A window
+that must start at a known instant (C1's soak: when staging began serving the release) passes
+`start_ts`; samples from before it are dropped, never counted, and a source's history since then
+goes in as `resume_samples`, so the loop only watches what is left.
 
 Stopping the cell raises KeyboardInterrupt inside `sleep` or `poll`; the window then returns an
 `interrupted` outcome (with the evidence so far) instead of propagating, so the notebook can
@@ -94,6 +97,8 @@ def run_window(
     on_tick: Callable[[WindowState], object] | None = None,
     resume_samples: Iterable[Sample | Mapping[str, Any]] = (),
     baseline: Baseline | None = None,
+    start_ts: float | None = None,
+    configured_s: float | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], object] = time.sleep,
     heartbeat_s: float = 30.0,
@@ -102,15 +107,25 @@ def run_window(
 
     Failed as soon as a rule breaches more than its `failure_limit` consecutive times (the caller
     records the incident); passed only when the whole window elapsed with enough samples and no
-    breach; inconclusive otherwise; interrupted when the cell was stopped.
+    breach; inconclusive otherwise; interrupted when the cell was stopped. `start_ts` fixes when
+    the window began (default: the first resumed sample, else now); `configured_s` is the length
+    the project configured: a shorter `duration_s` is at most inconclusive (see verdict.py).
     """
-    if duration_s <= 0 or interval_s <= 0:
-        from ..errors import UsageError
+    from ..errors import UsageError
 
+    if duration_s <= 0 or interval_s <= 0:
         raise UsageError("monitoring window needs duration_s > 0 and interval_s > 0")
     resumed = sorted((as_sample(s) for s in resume_samples), key=lambda s: s.ts)
-    start = resumed[0].ts if resumed else clock()
-    verdict = WindowVerdict(rules, start_ts=start, duration_s=duration_s, baseline=baseline)
+    excluded = 0
+    if start_ts is not None:
+        if start_ts > clock():
+            raise UsageError(f"monitoring window start {start_ts} is in the future")
+        kept = [s for s in resumed if s.ts >= start_ts]
+        excluded, resumed = len(resumed) - len(kept), kept
+    start = start_ts if start_ts is not None else resumed[0].ts if resumed else clock()
+    verdict = WindowVerdict(
+        rules, start_ts=start, duration_s=duration_s, baseline=baseline, configured_s=configured_s
+    )
     display_errors: list[str] = []
 
     def extra() -> dict[str, Any]:
@@ -120,6 +135,8 @@ def run_window(
             "resumed_samples": len(resumed),
             "source": scrub_obj(describe()) if callable(describe) else getattr(source, "name", "?"),
         }
+        if excluded:
+            info["excluded_samples"] = excluded  # from before the window's start: never counted
         if display_errors:
             info["display_errors"] = display_errors[:5]
         return info

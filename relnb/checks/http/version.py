@@ -5,6 +5,13 @@ the expected SHA (or, for a deploy by image tag, the tag) or a deadline passes. 
 at the deadline fails; an endpoint that never gave a usable answer is inconclusive. Both name
 what was seen. One poller serves all three, so the configured `version_path`/`version_field`
 mean the same thing for staging, the production deploy and the rollback.
+
+A pass also says since when the environment serves that version (`serving_since`): C1's soak
+starts there, not N hours before C1 happens to run. It is the first poll that saw the version,
+unless the endpoint reports its own start (`started_at`/`start_time`: ISO 8601 with a timezone or
+epoch seconds; `uptime_s`/`uptime_seconds`/`uptime`: seconds; `uptime_ms`) and that start is
+consistent with what the polls saw (not after the first match, not before a poll that saw another
+version). `basis` says which one it is.
 """
 
 from __future__ import annotations
@@ -19,6 +26,13 @@ from ...results import Outcome
 
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 _MIN_SHORT_SHA = 7
+# fields in which a version endpoint may report when its process started (absolute) or for how
+# long it has been up (seconds; `_ms` fields in milliseconds)
+_START_FIELDS = ("started_at", "startedAt", "start_time", "startTime", "process_start_time", "boot_time")
+_UPTIME_FIELDS = {
+    "uptime_s": 1.0, "uptime_seconds": 1.0, "uptimeSeconds": 1.0, "uptime": 1.0,
+    "uptime_ms": 0.001, "uptimeMs": 0.001,
+}
 
 
 def _field(data: Any, field: str) -> Any:
@@ -28,6 +42,83 @@ def _field(data: Any, field: str) -> Any:
             return None
         data = data[part]
     return data
+
+
+def _iso(ts: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _instant(value: Any) -> float | None:
+    """Epoch seconds (or milliseconds), or ISO 8601 with a timezone; a zoneless time is ambiguous."""
+    number = _number(value)
+    if number is not None:
+        return number / 1000 if number > 1e11 else number
+    if not isinstance(value, str):
+        return None
+    from datetime import datetime
+
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo is not None else None
+
+
+def reported_start(data: Any, received: float) -> dict[str, Any] | None:
+    """When the answering process says it started: {field, value, ts} or {field, value, problem}."""
+    if not isinstance(data, dict):
+        return None
+    for name in _START_FIELDS:
+        if name in data:
+            value = scrub(str(data[name]))[:40]
+            ts = _instant(data[name])
+            if ts is None:
+                return {"field": name, "value": value, "problem": "not epoch seconds nor ISO 8601 with a timezone"}
+            return {"field": name, "value": value, "ts": ts}
+    for name, unit in _UPTIME_FIELDS.items():
+        if name in data:
+            value = scrub(str(data[name]))[:40]
+            up = _number(data[name])
+            if up is None or up < 0:
+                return {"field": name, "value": value, "problem": "not a number of seconds ≥ 0"}
+            return {"field": name, "value": value, "ts": received - up * unit}
+    return None
+
+
+def serving_since(first_ts: float, started: dict[str, Any] | None, other_ts: float | None) -> dict[str, Any]:
+    """Since when the environment serves the expected version, and on what basis.
+
+    `first_ts`: when the first matching answer arrived (staging served it by then at the latest);
+    `other_ts`: the last answer that showed another version (it cannot have started before).
+    """
+    out: dict[str, Any] = {"first_observed_ts": first_ts, "first_observed_at": _iso(first_ts)}
+    ts, source = first_ts, "first-observed"
+    basis = "first observed by this check (the version endpoint reports no start time or uptime)"
+    if started:
+        out["reported"] = {**started, **({"at": _iso(started["ts"])} if "ts" in started else {})}
+        name, reported = started["field"], started.get("ts")
+        if reported is None:
+            basis = f"first observed by this check (the endpoint's {name} is unusable: {started['problem']})"
+        elif reported > first_ts:
+            basis = f"first observed by this check (the endpoint's {name} is later than that: its clock is ahead)"
+        elif other_ts is not None and reported < other_ts:
+            basis = f"first observed by this check (the endpoint's {name} is before a poll that saw another version)"
+        else:
+            ts, source, basis = reported, "reported", f"reported by the endpoint ({name})"
+    out.update(ts=ts, at=_iso(ts), source=source, basis=basis)
+    return out
 
 
 def sha_matches(deployed: str, expected: str) -> bool:
@@ -65,6 +156,7 @@ def _observe(
         return {"problem": "timeout"}
     except httpx.HTTPError as exc:
         return {"problem": "unreachable", "detail": scrub(str(exc))[:200]}
+    received = time.time()
     if resp.status_code != 200:
         return {"problem": f"HTTP {resp.status_code}", "body": scrub(resp.text[:200])}
     try:
@@ -86,7 +178,11 @@ def _observe(
         if isinstance(data, dict)
         else {}
     )
-    return {"deployed": scrub(value)[:80], "info": info}
+    out = {"deployed": scrub(value)[:80], "info": info, "received": received}
+    started = reported_start(data, received)
+    if started is not None:
+        out["started"] = started
+    return out
 
 
 def expected_version(env: Mapping[str, Any], sha: str, version: str) -> tuple[str, bool]:
@@ -133,6 +229,7 @@ def check_version(
     attempts = 0
     history: list[dict[str, Any]] = []  # distinct observations, in order
     last: dict[str, Any] = {}
+    other_ts: float | None = None  # the last answer that showed another version
     with httpx.Client(
         timeout=request_timeout_s, headers=dict(headers or {}), follow_redirects=True
     ) as client:
@@ -157,11 +254,14 @@ def check_version(
                 "reported": last.get("info", {}),
             }
             if "deployed" in last and version_matches(last["deployed"], expected_sha, tags=tags):
+                ev["serving_since"] = serving_since(last["received"], last.get("started"), other_ts)
                 return Outcome.passed(
                     f"{url} reports {last['deployed'][:12]} = expected {expected_sha[:12]} "
                     f"(after {attempts} poll(s), {elapsed:.0f} s)",
                     **ev,
                 )
+            if "deployed" in last:
+                other_ts = last["received"]
             now = time.monotonic()
             if now + poll_interval_s > deadline:
                 break

@@ -25,6 +25,7 @@ class Staging:
         self.mode = "ok"
         self.started = time.monotonic()
         self.hits = 0
+        self.extra: dict = {}  # further fields of the answer (a start time, an uptime)
 
     async def version(self, request):
         self.hits += 1
@@ -45,6 +46,7 @@ class Staging:
                 "image_tag": "1.1.0",
                 "environment": "staging",
                 "build": {"commit": self.sha[:7]},
+                **self.extra,
             }
         )
 
@@ -130,3 +132,54 @@ def test_sha_matching_rules():
     assert not sha_matches(MAIN[:6], MAIN)
     assert not sha_matches(OLD, MAIN)
     assert not sha_matches("", MAIN)
+
+
+def test_a_pass_says_since_when_staging_serves_it_first_observed(staging):
+    """issue 19 item 9: B1 records when it first saw staging serve the SHA (C1's soak starts there)."""
+    staging.sha = MAIN
+    before = time.time()
+    out = check_version(staging.url, MAIN, timeout_s=5, poll_interval_s=0.2)
+    since = out.evidence["serving_since"]
+    assert before <= since["ts"] <= time.time()
+    assert since["ts"] == since["first_observed_ts"] and since["source"] == "first-observed"
+    assert "reports no start time" in since["basis"] and "reported" not in since
+    json.dumps(out.evidence)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"uptime_s": 600}, {"uptime_ms": 600_000}, {"started_at": None}, {"startTime": None}],
+)
+def test_a_start_reported_by_the_endpoint_is_used_and_named(staging, extra):
+    """issue 19 item 9: an endpoint's uptime or start time says when staging began serving."""
+    field = next(iter(extra))
+    if extra[field] is None:  # absolute: ISO 8601 with a timezone, and epoch seconds
+        from datetime import UTC, datetime
+
+        start = time.time() - 600
+        extra = {field: datetime.fromtimestamp(start, UTC).isoformat() if field == "started_at" else start}
+    staging.sha, staging.extra = MAIN, extra
+    out = check_version(staging.url, MAIN, timeout_s=5, poll_interval_s=0.2)
+    since = out.evidence["serving_since"]
+    assert since["source"] == "reported" and since["basis"] == f"reported by the endpoint ({field})"
+    assert since["first_observed_ts"] - since["ts"] == pytest.approx(600, abs=2)
+    assert since["reported"]["field"] == field
+
+
+def test_a_reported_start_that_contradicts_the_polls_is_not_used(staging):
+    """issue 19 item 9: the endpoint's clock ahead, an unusable value, or a start before a poll that
+    still saw the old version: the first observation is the soak's start, and the evidence says why."""
+    staging.sha = MAIN
+    staging.extra = {"started_at": "2999-01-01T00:00:00+00:00"}
+    since = check_version(staging.url, MAIN, timeout_s=5, poll_interval_s=0.2).evidence["serving_since"]
+    assert since["source"] == "first-observed" and "clock is ahead" in since["basis"]
+    staging.extra = {"started_at": "2024-01-01T00:00:00"}  # no timezone: ambiguous
+    since = check_version(staging.url, MAIN, timeout_s=5, poll_interval_s=0.2).evidence["serving_since"]
+    assert since["source"] == "first-observed" and "unusable" in since["basis"]
+    # the old version answered, then the new one claims to have been up for an hour
+    staging.sha, staging.extra = OLD, {"uptime_s": 3600}
+    staging.started, staging.switch_after = time.monotonic(), 0.5
+    out = check_version(staging.url, MAIN, timeout_s=10, poll_interval_s=0.2)
+    since = out.evidence["serving_since"]
+    assert out.status is Status.PASSED and out.evidence["attempts"] > 1
+    assert since["source"] == "first-observed" and "another version" in since["basis"]
