@@ -18,10 +18,14 @@ from typing import Any
 
 from .configschema import SCHEMA, Key, ListOf, MapOf, Table, join_key, typename
 from .errors import ConfigError, SecretMissing
-from .redact import Secret
+from .redact import MIN_SECRET_LENGTH, Secret, UnscrubbableSecret, too_short_message, would_rewrite
 
 CONFIG_NAMES = ("relnb.toml", "pyproject.toml")
 
+
+# Keys whose value names rather than hides (a registry user, an access key id): one too short to
+# scrub is left unscrubbed instead of refused, since showing it gives nothing away.
+_NAMING_KEYS = ("username_env", "access_key_env")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -166,9 +170,52 @@ class Config:
                 path=self.file,
                 fix=f"export {env_var}=… before running relnb",
             )
-        secret = Secret(env_var, value)
+        secret = self._registered(env_var, value, key)
         self._secrets[env_var] = secret
         return secret
+
+    def _registered(self, var: str, value: str, key: str) -> Secret:
+        """The secret, registered for scrubbing, or a ConfigError naming the key and the variable
+        when scrubbing it would fail: a value too short to hide without rewriting other text, or
+        one that would rewrite a name relnb records and reads back (a bucket, a gate title)."""
+        where = f'{self.file}: {key} = "{var}": the value of {var}'
+        if len(value) < MIN_SECRET_LENGTH:
+            if key.endswith(_NAMING_KEYS):
+                return Secret(var, value, register=False)
+            raise UnscrubbableSecret(
+                f"{where} is {too_short_message(len(value))}",
+                key=key, path=self.file, fix="use a longer secret",
+            )
+        for name, text in self._names():
+            if would_rewrite(value, text):
+                raise UnscrubbableSecret(
+                    f"{where} is also a word of {name}; scrubbing the secret would rewrite that "
+                    "name wherever relnb records it (a bucket the restore reads back, a title)",
+                    key=key, path=self.file, fix="use a different secret",
+                )
+        return Secret(var, value)
+
+    def _names(self) -> list[tuple[str, str]]:
+        """Every name relnb writes into its records as it is: the config's values that are names
+        (no whitespace: buckets, prefixes, URLs, paths; free text such as commands is output and
+        is scrubbed) and the gates' titles."""
+        from .gates import GATES
+
+        found: list[tuple[str, str]] = [(f"gate {g.id}'s title", g.title) for g in GATES]
+
+        def walk(node: Any, where: str) -> None:
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    if not k.endswith("_env"):
+                        walk(v, join_key(where, k))
+            elif isinstance(node, list):
+                for i, v in enumerate(node):
+                    walk(v, f"{where}[{i}]")
+            elif isinstance(node, str) and node and not any(c.isspace() for c in node):
+                found.append((where, node))
+
+        walk(self.data, "")
+        return found
 
     def secret_refs(self) -> list[tuple[str, str]]:
         """Every (dotted key, env var) the config references, for registration and `relnb check-config`."""
@@ -233,4 +280,22 @@ def load_config(path: str | os.PathLike[str] | None = None, *, start: Any = None
     if path.name == "pyproject.toml":
         raw = raw.get("tool", {}).get("relnb", {})
     data = _Validator(str(path)).table(SCHEMA, raw, "")
+    _check_manual_gates(data["gates"]["manual"], str(path))
     return Config(data, path, path.parent.resolve())
+
+
+def _check_manual_gates(manual: list[Any], file: str) -> None:
+    """`[gates] manual` turns checks into sign-offs; an action cannot be one (it must run, or be
+    skipped or waived), and a typo would silently leave a gate automatic."""
+    from .gates import GATE_IDS, Kind, get_gate
+
+    for entry in manual:
+        gid = str(entry).upper()
+        if gid not in GATE_IDS:
+            raise ConfigError(f"{file}: gates.manual: unknown gate ID {entry!r}", path=file, key="gates.manual",
+                              fix=f"use gate IDs such as {', '.join(GATE_IDS[:3])} …")
+        if get_gate(gid).kind is Kind.ACTION:
+            raise ConfigError(
+                f"{file}: gates.manual: {gid} is an action; a sign-off cannot stand in for it",
+                path=file, key="gates.manual", fix=f"remove {gid}: it runs once when confirmed, or is skipped or waived",
+            )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import UsageError
+from .errors import RelnbError, UsageError
 from .gates import GATE_IDS, Kind, get_gate
 from .identity import Identity, require_email, whoami
 from .results import GateResult, Outcome, Status
@@ -52,13 +52,13 @@ class Decisions(StepRunner):
                 return self.sign_off(
                     spec.id, by=provided.get("by") or whoami(), note=provided.get("note", ""), approval=provided.get("approval")
                 )
-        except UsageError as exc:
+        except RelnbError as exc:
             # A sign-off the rules refuse (evidence that failed, no note, no email) leaves the gate
             # as it is and says why in its cell, instead of stopping the notebook mid-release.
             return self._sign_off_refused(spec.id, exc)
         return self.result(spec.id)
 
-    def _sign_off_refused(self, gate_id: str, exc: UsageError) -> GateResult:
+    def _sign_off_refused(self, gate_id: str, exc: RelnbError) -> GateResult:
         text = f"sign-off of {gate_id} not recorded: {exc}"
         if not any(ev.type == "note" and ev.payload.get("text") == text for ev in self.journal.events):
             self.note(text, gate=gate_id)

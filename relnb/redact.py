@@ -4,6 +4,34 @@ Every secret relnb resolves is registered here, and every string relnb emits (re
 journal events, command output, tracebacks, exports, logs) passes through `scrub`. Secrets leak in
 disguise, so each one is also registered URL-encoded and as the stable middle of its base64 form
 at all three byte alignments (a token inside `user:token` encoded for Basic auth still matches).
+
+Scrubbing must never change data relnb reads back (D2's bucket and key, which the restore uses;
+table names in row counts; gate titles), so two rules keep it from rewriting ordinary text:
+
+- **A secret has at least `MIN_SECRET_LENGTH` (8) characters**; `register` refuses a shorter one
+  (`UnscrubbableSecret`, a `ConfigError`). Why 8: a value that occurs by chance costs a rewritten
+  record, and for a random secret of n characters from a k-letter alphabet that chance is about
+  L / k**n over L characters of output. A release emits some 10**7 characters: at n = 6 with
+  lower-case letters and digits (k = 36) that is ~1 in 200 releases, at n = 8 ~1 in 300,000 (and
+  with mixed case ~1 in 20 million). Below 8, a person-chosen value is also a common word
+  ("backup", "deploy"), so it could not be scrubbed without rewriting other text; it would not
+  be kept out of the output either, so relnb refuses it rather than promise what it cannot do.
+- **A short secret made of word characters matches as a whole token.** A value of at most
+  `TOKEN_MATCH_MAX` (20) letters, digits and underscores (the kind a person types: `docflow2024`,
+  `postgres12`) is not replaced where a letter, digit or underscore continues it on either side:
+  there it is part of another name (the bucket `docflow2024eu-backups`, the table
+  `docflow2024_events`), not the secret. Everywhere else it is replaced: on its own, between
+  punctuation (a URL's user-info, `?token=`, a header, JSON, `a-SECRET.b`), and after an escape
+  that ends in a letter (`\\n`, `\\x00`, `\\u00e9`, `%0A`, an ANSI colour code) or a glued short
+  option (`mysql -pSECRET`): those are leaks, not names. Longer or punctuated secrets (generated
+  tokens, URLs, JWTs) and every encoded form match anywhere: such a value never turns up inside
+  another name by chance, and glued to other text (`https://api/bot<token>/send`) it is a leak.
+  The price of the rule: a short typed secret glued straight onto a name (`user_docflow2024`)
+  stays; the archive's scan (`contains_secret`) applies the same rule.
+
+What neither rule can save, a secret that is a whole word of a name relnb records (the bucket
+`docflow2024-backups`, the title word `snapshot`), the config refuses when it resolves the secret
+(`Config.secret`): one of the two would be wrong in the record, the secret or the name.
 """
 
 from __future__ import annotations
@@ -14,12 +42,27 @@ import re
 import threading
 import traceback
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-# Shorter values would redact ordinary words; such a "secret" is rejected at registration.
-MIN_SECRET_LENGTH = 6
+from .errors import ConfigError
+
+MIN_SECRET_LENGTH = 8
+TOKEN_MATCH_MAX = 20
 _MIN_B64_CORE = 8
+_TAIL = 32  # how far back an escape that ends right before a secret may start
+
+# Text just before a secret that ends in a word character yet is not part of a name: an escape
+# (repr/JSON `\n`, `\x1b`, `\u00e9`; URL `%3D`; an ANSI colour code, raw or escaped) or a short
+# option with its value glued on (`-pSECRET`). The secret after it is a leak, so it is replaced.
+_ESCAPE_TAIL = re.compile(
+    r"(?:\\(?:x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0-7]{1,3}|[A-Za-z])"
+    r"|%[0-9A-Fa-f]{2}"
+    r"|(?:\x1b|\\x1[bB]|\\033|\\e|\\u001[bB])\[[0-9;?]*[A-Za-z]"
+    r"|(?:\A|(?<=\s))-[A-Za-z]"
+    r")\Z"
+)
 
 # Token shapes that are secrets whatever their value (used by the archive's redaction scan).
 TOKEN_PATTERNS: dict[str, re.Pattern[str]] = {
@@ -30,15 +73,33 @@ TOKEN_PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
+class UnscrubbableSecret(ConfigError):
+    """A value relnb cannot keep out of its output without rewriting other text: too short, or
+    (found by the config) a word of a name relnb records and reads back."""
+
+
+def too_short_message(length: int) -> str:
+    """The one wording of the refusal, shared by `register` and the config's error."""
+    return (
+        f"{length} characters; relnb can only keep secrets of >= {MIN_SECRET_LENGTH} characters "
+        "out of its output without rewriting other text"
+    )
+
+
 class Secret:
-    """A resolved secret that refuses to print itself; `.reveal()` is the one way out."""
+    """A resolved secret that refuses to print itself; `.reveal()` is the one way out.
+
+    `register=False` is for a value that names rather than hides (a registry user name, an access
+    key id) and is too short to scrub: it is kept as a Secret for the API, but not scrubbed.
+    """
 
     __slots__ = ("_value", "name")
 
-    def __init__(self, name: str, value: str) -> None:
+    def __init__(self, name: str, value: str, *, register: bool = True) -> None:
         self.name = name
         self._value = value
-        REDACTOR.register(value, name)
+        if register:
+            REDACTOR.register(value, name)
 
     def reveal(self) -> str:
         return self._value
@@ -70,58 +131,133 @@ def _b64_cores(raw: bytes) -> Iterable[str]:
             yield core.replace("+", "-").replace("/", "_")  # urlsafe alphabet
 
 
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def matches_as_token(value: str) -> bool:
+    """Whether `value` is replaced only where it stands as a whole token (see the module doc)."""
+    return len(value) <= TOKEN_MATCH_MAX and all(_is_word(c) for c in value)
+
+
+@dataclass(frozen=True)
+class _Needle:
+    label: str
+    token: bool  # replaced only where no word character continues it
+
+
+def _needles(value: str, label: str) -> dict[str, _Needle]:
+    """Every form of `value` to look for; only the plain value itself can be a whole-token needle."""
+    token = matches_as_token(value)
+    forms = {quote(value, safe=""), quote_plus(value), quote(value), *_b64_cores(value.encode())}
+    out = {f: _Needle(label, False) for f in forms if len(f) >= MIN_SECRET_LENGTH and f != value}
+    out[value] = _Needle(label, token)
+    return out
+
+
+def _stands_alone(text: str, start: int, end: int) -> bool:
+    """A whole-token needle at text[start:end] is the secret unless a word character continues it."""
+    if end < len(text) and _is_word(text[end]):
+        return False
+    if start == 0 or not _is_word(text[start - 1]):
+        return True
+    return _ESCAPE_TAIL.search(text[max(0, start - _TAIL) : start]) is not None
+
+
+def _spans(text: str, needles: dict[str, _Needle]) -> list[tuple[int, int, str]]:
+    """Where secrets are, merged where they overlap, in order: (start, end, label)."""
+    found: list[tuple[int, int, str]] = []
+    for form, needle in needles.items():
+        at = text.find(form)
+        while at != -1:
+            end = at + len(form)
+            if not needle.token or _stands_alone(text, at, end):
+                found.append((at, end, needle.label))
+            at = text.find(form, at + 1)
+    found.sort(key=lambda s: (s[0], -s[1]))
+    merged: list[tuple[int, int, str]] = []
+    for start, end, label in found:
+        if merged and start < merged[-1][1]:
+            last = merged[-1]
+            merged[-1] = (last[0], max(last[1], end), last[2])
+        else:
+            merged.append((start, end, label))
+    return merged
+
+
+def _replace(text: str, spans: list[tuple[int, int, str]]) -> str:
+    out, pos = [], 0
+    for start, end, label in spans:
+        out += [text[pos:start], label]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 class Redactor:
     """Process-wide list of values that must never be emitted."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._needles: dict[str, str] = {}  # needle -> label
-        self._pattern: re.Pattern[str] | None = None
+        self._needles: dict[str, _Needle] = {}
+        self._compiled: tuple[re.Pattern[str], dict[str, _Needle]] | None = None
 
     def register(self, value: str, name: str = "secret") -> None:
+        """Scrub `value` (and its encodings) from now on; an empty value is nothing to hide.
+
+        A value shorter than MIN_SECRET_LENGTH raises UnscrubbableSecret naming `name`, never the
+        value: relnb could neither keep it out of its output nor scrub it without rewriting
+        other text, and a secret it silently cannot hide is a leak waiting to happen.
+        """
         if not value:
             return
         if len(value) < MIN_SECRET_LENGTH:
-            # Too short to scrub without mangling normal text; still refuse to leak it raw
-            # by registering only when it stands alone is not possible, so we say so loudly.
-            logging.getLogger("relnb").warning(
-                "secret %s is shorter than %d characters; it cannot be scrubbed reliably",
-                name,
-                MIN_SECRET_LENGTH,
+            raise UnscrubbableSecret(
+                f"secret {name} is {too_short_message(len(value))}",
+                key=name,
+                fix="use a longer secret",
             )
-            return
-        label = f"[redacted:{name}]"
-        variants = {value, quote(value, safe=""), quote_plus(value), quote(value)}
-        variants.update(_b64_cores(value.encode()))
+        needles = _needles(value, f"[redacted:{name}]")
         with self._lock:
-            for v in variants:
-                if v and len(v) >= MIN_SECRET_LENGTH:
-                    self._needles.setdefault(v, label)
-            self._pattern = None
+            for form, needle in needles.items():
+                self._needles.setdefault(form, needle)
+            self._compiled = None
 
     def forget_all(self) -> None:
         """Tests only: start from a clean registry."""
         with self._lock:
             self._needles.clear()
-            self._pattern = None
+            self._compiled = None
 
     @property
     def names(self) -> list[str]:
-        return sorted({label[10:-1] for label in self._needles.values()})
+        return sorted({n.label[10:-1] for n in self._needles.values()})
 
-    def _compiled(self) -> re.Pattern[str] | None:
+    def _snapshot(self) -> tuple[re.Pattern[str], dict[str, _Needle]] | None:
+        """The needles as of now, with one pattern of them all for a cheap first pass (most
+        strings hold no form of any secret); rebuilt only after a registration."""
         with self._lock:
-            if self._pattern is None and self._needles:
-                # Longest first so a secret's URL-encoded form wins over a shorter overlap.
+            if self._compiled is None and self._needles:
                 alts = sorted(self._needles, key=len, reverse=True)
-                self._pattern = re.compile("|".join(re.escape(a) for a in alts))
-            return self._pattern
+                pattern = re.compile("|".join(re.escape(a) for a in alts))
+                self._compiled = (pattern, dict(self._needles))
+            return self._compiled
+
+    def _find(self, text: str) -> list[tuple[int, int, str]]:
+        compiled = self._snapshot()
+        if compiled is None or not text:
+            return []
+        pattern, needles = compiled
+        hits = [(m.start(), m.end(), needles[m.group(0)]) for m in pattern.finditer(text)]
+        if any(needle.token for _, _, needle in hits):
+            # a whole-token needle that is refused must not hide another secret that overlaps
+            # it, so every form is looked for on its own
+            return _spans(text, needles)
+        return [(start, end, needle.label) for start, end, needle in hits]
 
     def scrub(self, text: str) -> str:
-        pattern = self._compiled()
-        if pattern is None or not text:
-            return text
-        return pattern.sub(lambda m: self._needles[m.group(0)], text)
+        spans = self._find(text)
+        return _replace(text, spans) if spans else text
 
     def scrub_obj(self, obj: Any) -> Any:
         """Scrub every string inside JSON-like data (keys included)."""
@@ -137,10 +273,13 @@ class Redactor:
 
     def contains_secret(self, text: str) -> list[str]:
         """Names of registered secrets found in `text` (for scans that must block, not fix)."""
-        pattern = self._compiled()
-        if pattern is None:
-            return []
-        return sorted({self._needles[m.group(0)][10:-1] for m in pattern.finditer(text)})
+        return sorted({label[10:-1] for _, _, label in self._find(text)})
+
+
+def would_rewrite(value: str, text: str) -> bool:
+    """Whether registering `value` would change `text` when scrubbed (for the config's check
+    that no secret rewrites a name relnb reads back, before the secret is registered)."""
+    return bool(value) and bool(_spans(text, _needles(value, "")))
 
 
 REDACTOR = Redactor()

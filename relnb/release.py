@@ -105,6 +105,7 @@ class Release(Effects):
                 f"release {rid} already exists at {directory}",
                 fix="open it instead, or pick another --id",
             )
+        config.register_available_secrets()  # the first event is scrubbed like every other
         writer = JournalWriter.open(directory, create=True)
         repo = config.repo_path()
         who = Identity.parse(author) if author else whoami()
