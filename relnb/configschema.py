@@ -93,6 +93,10 @@ ENV_TABLE = Table(
                 "prefix": _s("key prefix (default: the library's own: bull for BullMQ, rq for RQ)", ""),
                 "max_job_age": _s("oldest acceptable waiting/active job", "5m"),
                 "check_interval": _s("how long B6/B7 observe the queues", "10s"),
+                "max_failed_ratio": _n(
+                    "share of the jobs finishing while B6 watches that may fail (0.1 = 10 %; 0: any failure fails B6)",
+                    0.1,
+                ),
             }
         ),
         "backups": Table(
@@ -186,8 +190,16 @@ ENV_TABLE = Table(
                 "required": _l("names of secrets that must exist in this environment (C4)"),
                 "dotenv": _s("dotenv file holding this environment's secrets (C4, B4)"),
                 "source": _s(
-                    "where the required secrets live", "env", choices=("env", "dotenv", "ssm", "secretsmanager")
+                    "where the required secrets live (C4, B4); env is relnb's own process environment, not"
+                    " this environment's, so C4 and B4's key comparison stay inconclusive with it",
+                    "env",
+                    choices=("env", "dotenv", "command", "ssm", "secretsmanager"),
                 ),
+                "command": _s(
+                    "source = command: prints this environment's variables as NAME=value lines (or names"
+                    " only), e.g. `ssh app@prod 'docker compose exec -T api env'`; run in project.repo"
+                ),
+                "command_timeout": _s("time limit for secrets.command", "60s"),
                 "probes": ListOf(
                     Table(
                         {
@@ -211,6 +223,12 @@ ENV_TABLE = Table(
                 "expected_alerts": _l("alert rules that must be loaded"),
                 "error_tracking_dsn_env": _s("env var with the error-tracking DSN (Sentry-style)"),
                 "settle": _s("how long to wait for targets/rules to be evaluated", "30s"),
+                "error_tracking_probe": _s(
+                    "how C5 tests the DSN: reachability (one request to the DSN's host, no key, no event"
+                    " sent) or none (syntax only: C5 is at best inconclusive)",
+                    "reachability",
+                    choices=("reachability", "none"),
+                ),
             }
         ),
         "coolify": Table(
@@ -236,6 +254,20 @@ SCHEMA = Table(
                 "previous_tag": _s("previous release tag (default: newest tag with tag_prefix)"),
                 "runbooks": _l("runbook files that must exist at the release SHA (A6)"),
                 "openapi": _s("OpenAPI spec path in the repository (A2)", "openapi.yaml"),
+                "routes": Table(
+                    {
+                        "command": _s(
+                            "command run in the code at the release SHA (and at the previous tag) that prints "
+                            "the served routes as `METHOD /path` lines, e.g. `flask routes`; env: RELNB_REPO, "
+                            "RELNB_SHA, RELNB_VERSION"
+                        ),
+                        "app": _s("`module:attr` of a Starlette or FastAPI app whose route table A2 reads, imported there by relnb's Python"),
+                        "python_path": _l("directories of the code put on sys.path to import `app`", ["."]),
+                        "ignore": _l("path patterns (fnmatch) served on purpose without documentation", ["/metrics", "/_admin/*"]),
+                        "timeout": _s("time limit for the command or the import", "2m"),
+                    },
+                    "where A2 learns the routes the app's code serves (never from the spec it judges)",
+                ),
                 "migrations_dir": _s("migrations directory in the repository", "prisma/migrations"),
                 "migrations_kind": _s(
                     "migration ledger B2/D3 verify after migrating: prisma, alembic, django, flyway, "
@@ -272,9 +304,13 @@ SCHEMA = Table(
         ),
         "monitor": Table(
             {
-                "window": _s("monitoring window after deploy (D7)", "45m"),
+                "window": _s(
+                    "monitoring window after deploy (D7); `relnb run --window` may shorten it (and B8, C1) for a"
+                    " rehearsal, and a shortened window is at most inconclusive (evidence `shortened`)",
+                    "45m",
+                ),
                 "interval": _s("sampling interval", "15s"),
-                "soak": _s("staging soak period (C1)", "2h"),
+                "soak": _s("staging soak period (C1), counted from when B1 saw staging serving the release", "2h"),
                 "baseline": _s("baseline period before deploy", "30m"),
                 "error_rate_max": _n("absolute error-rate limit (fraction)", 0.01),
                 "latency_p95_max": _n("absolute p95 latency limit (seconds)", 0.5),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ...config import parse_duration
 from ...gatecontext import GateContext, not_configured
+from ...redact import scrub
 from ...results import Outcome
 
 
@@ -42,24 +43,49 @@ def runbooks(ctx: GateContext) -> Outcome:
 
 
 def deploy_artifacts(ctx: GateContext) -> Outcome:
-    import os
-
-    from .repo_files import check_deploy_artifacts, dotenv_keys
+    """B4: the deploy files and env templates at the release SHA, the templates listing every
+    secret production requires, and each template key defined where production's secrets live
+    (never relnb's own environment: without such a source the keys are left uncompared)."""
+    from .repo_files import check_deploy_artifacts
 
     project = ctx.config.project
     if not project["deploy_artifacts"] and not project["env_templates"]:
         return not_configured("project.deploy_artifacts", "list the compose templates and scripts a deploy needs")
-    env = ctx.env("production")
-    provided: set[str] = set(os.environ)
-    if env["secrets"]["dotenv"]:
-        dotenv = ctx.config.root / env["secrets"]["dotenv"]
-        if not dotenv.is_file():
-            return Outcome.failed(f"dotenv file {dotenv} (environments.production.secrets.dotenv) does not exist")
-        provided = dotenv_keys(dotenv)
+    sec = ctx.env("production")["secrets"]
+    provided, label, why = None, None, None
+    if project["env_templates"]:
+        provided, label, why = _production_key_names(ctx, sec, project["env_templates"])
     return check_deploy_artifacts(
         ctx.repo(), ctx.release_sha() or "HEAD", project["deploy_artifacts"], project["env_templates"], provided,
-        environment="production",
+        environment="production", required_keys=sec["required"], key_source=label, keys_unavailable=why,
     )
+
+
+def _production_key_names(ctx: GateContext, sec: dict, templates: list[str]) -> tuple[set[str] | None, str | None, str | None]:
+    """(names production defines among the templates' keys, where they were read, why not)."""
+    from .repo_files import template_keys_at
+    from .secrets import present_names
+
+    where = "environments.production.secrets"
+    source, path, command = sec["source"], None, None
+    if source == "dotenv" or (source == "env" and sec["dotenv"]):  # the environment's own file
+        source, path = "dotenv", str(ctx.config.root / (sec["dotenv"] or ".env"))
+    elif source == "env":
+        return None, None, (
+            "only relnb's own environment could be seen, not production's: "
+            f"set {where}.source to dotenv, command, ssm or secretsmanager"
+        )
+    elif source == "command":
+        if not sec["command"]:
+            return None, None, f"no listing command: set {where}.command"
+        command = sec["command"]
+    names = template_keys_at(ctx.repo(), ctx.release_sha() or "HEAD", templates)
+    label = {"dotenv": f"dotenv {sec['dotenv'] or '.env'}", "command": f"command `{scrub(command or '')[:120]}`"}.get(source, source)
+    provided, problem = present_names(
+        names, source, path=path, command=command, cwd=ctx.repo(),
+        command_timeout_s=parse_duration(sec["command_timeout"]),
+    )
+    return provided, label, (f"could not read production's keys ({label}): {problem}" if problem else None)
 
 
 def previous_images(ctx: GateContext) -> Outcome:
@@ -88,19 +114,24 @@ def backup_available(ctx: GateContext) -> Outcome:
 
 
 def secrets_exist(ctx: GateContext) -> Outcome:
-    import os
-
+    """C4 through production's own sources; `source = "env"` can only see relnb's environment,
+    so it is reported as such and stays inconclusive."""
     from .secrets import check_secrets
 
+    where = "environments.production.secrets"
     sec = ctx.env("production")["secrets"]
     if not sec["required"]:
-        return not_configured("environments.production.secrets.required", "list the secrets production needs")
+        return not_configured(f"{where}.required", "list the secrets production needs")
+    if sec["source"] == "command" and not sec["command"]:
+        return not_configured(f"{where}.command", "a command printing production's variables, e.g. `ssh prod env`")
     probes = {p["name"]: p for p in sec["probes"]}
     specs = []
     for name in sec["required"]:
         spec = {"name": name, "source": sec["source"]}
         if sec["source"] == "dotenv":
             spec["path"] = str(ctx.config.root / (sec["dotenv"] or ".env"))
+        if sec["source"] == "command":
+            spec["command"] = sec["command"]
         p = probes.get(name)
         if p:
             spec["kind"] = p["kind"]
@@ -108,7 +139,9 @@ def secrets_exist(ctx: GateContext) -> Outcome:
             if opts:
                 spec["options"] = opts
         specs.append(spec)
-    return check_secrets(specs, env=os.environ)
+    return check_secrets(
+        specs, cwd=ctx.repo(), command_timeout_s=parse_duration(sec["command_timeout"]), environment="production"
+    )
 
 
 def dashboards_alerts(ctx: GateContext) -> Outcome:
@@ -124,5 +157,6 @@ def dashboards_alerts(ctx: GateContext) -> Outcome:
         expected_alerts=o["expected_alerts"],
         alertmanager_url=o["alertmanager_url"],
         error_tracking_dsn=dsn,
+        dsn_probe=o["error_tracking_probe"],
         settle_s=parse_duration(o["settle"]),
     )

@@ -2,7 +2,8 @@
 
 Everything is read from git objects at the release SHA (`git cat-file`), never from a working
 tree that may hold uncommitted or ignored files. Env templates are parsed for key names only;
-values are never read into evidence.
+values are never read into evidence. Which keys the target environment defines is the caller's
+to say, from a source that is the target's: relnb's own process environment is not one.
 """
 
 from __future__ import annotations
@@ -122,6 +123,16 @@ def dotenv_keys(path: str | os.PathLike[str]) -> set[str]:
     return set(env_template_keys(Path(path).read_text(encoding="utf-8", errors="replace")))
 
 
+def template_keys_at(repo: str | os.PathLike[str], sha: str, env_templates: Sequence[str]) -> list[str]:
+    """Every key the env templates name at `sha` (templates that do not exist add none)."""
+    keys: list[str] = []
+    for tpl in env_templates:
+        shown = git.run(repo, "show", f"{sha}:{tpl.lstrip('/')}")
+        if shown.returncode == 0:
+            keys += [k for k in env_template_keys(shown.stdout) if k not in keys]
+    return keys
+
+
 def check_deploy_artifacts(
     repo: str | os.PathLike[str],
     sha: str,
@@ -131,11 +142,17 @@ def check_deploy_artifacts(
     *,
     environment: str | None = None,
     optional_keys: Iterable[str] = (),
+    required_keys: Iterable[str] = (),
+    key_source: str | None = None,
+    keys_unavailable: str | None = None,
 ) -> Outcome:
-    """Compose templates/scripts/env templates exist at `sha`; every env-template key is provided.
+    """Compose templates/scripts/env templates exist at `sha`; the templates list every
+    `required_keys` name (the secrets the environment must have); every template key is provided.
 
-    `provided_keys` are the names the target environment defines (its dotenv, secret store or
-    process env); a mapping is accepted and only its keys are looked at.
+    `provided_keys` are the names the target environment defines, read from a source that is the
+    target's (its dotenv, a listing command, its secret store; `key_source` says which); a mapping
+    is accepted and only its keys are looked at. None means they could not be read
+    (`keys_unavailable` says why): the artifacts are still checked, the verdict is inconclusive.
     """
     if not paths and not env_templates:
         return Outcome.inconclusive(
@@ -167,13 +184,18 @@ def check_deploy_artifacts(
         if absent:
             missing_keys[tpl] = absent
     target = f" for {environment}" if environment else ""
+    listed = {k for t in templates.values() for k in t["keys"]}
+    unlisted = [k for k in dict.fromkeys(required_keys) if k not in listed] if env_templates else []
     ev: dict[str, Any] = {
         "sha": full,
         "environment": environment,
         "files": files,
         "missing_files": missing,
         "env_templates": templates,
+        "required_keys_not_in_templates": unlisted,
         "missing_keys": missing_keys,
+        "key_source": key_source if provided_keys is not None else None,
+        "keys_unavailable": keys_unavailable if provided_keys is None else None,
         "provided_key_count": len(provided) if provided_keys is not None else None,
         "notes": notes,
     }
@@ -181,9 +203,17 @@ def check_deploy_artifacts(
         return Outcome.failed(
             f"deploy artifact(s) missing at {full[:12]}: {', '.join(missing)}", **ev
         )
+    if unlisted:
+        return Outcome.failed(
+            f"required secret(s){target} not listed in any env template at {full[:12]}: "
+            f"{', '.join(scrub(n) for n in unlisted[:10])}",
+            **ev,
+        )
     if env_templates and provided_keys is None:
+        why = keys_unavailable or "no key source to compare them with: configure the environment's secrets"
         return Outcome.inconclusive(
-            f"no key source{target} to compare the env templates with: configure the environment's secrets",
+            f"{len(files)} deploy artifact(s) present at {full[:12]}; env template keys not "
+            f"compared{target}: {why}",
             **ev,
         )
     if missing_keys:
@@ -193,7 +223,10 @@ def check_deploy_artifacts(
             **ev,
         )
     total = sum(len(t["keys"]) for t in templates.values())
+    if not env_templates:
+        return Outcome.passed(f"{len(files)} deploy artifact(s) present at {full[:12]}", **ev)
+    source = f" ({key_source})" if key_source else ""
     return Outcome.passed(
-        f"{len(files)} deploy artifact(s) present at {full[:12]}; {total} env key(s) provided{target}",
+        f"{len(files)} deploy artifact(s) present at {full[:12]}; {total} env key(s) provided{target}{source}",
         **ev,
     )

@@ -11,6 +11,8 @@ B6, per queue, over `interval_s` with `samples` snapshots (Redis server clock):
   entry pending past `claim_idle_s`), or an active job older than `max_job_age_s`;
 - failed: the oldest waiting job is older than `max_job_age_s`, or the queue is paused with work;
 - failed: jobs were waiting and none completed during the interval (`require_completions`);
+- failed: more than `max_failed_ratio` (default 10 %) of the jobs that finished during the
+  interval failed (BullMQ, RQ; Celery and streams cannot count failures and say so);
 - inconclusive: the queue does not exist (wrong name/prefix — never a silent pass), only long
   jobs were running and none finished, or the queue was idle (nothing waiting, running or
   finishing). An idle queue shows no evidence that workers process anything, so it passes only

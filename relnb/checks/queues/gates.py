@@ -27,6 +27,7 @@ def queues_processing(ctx: GateContext) -> Outcome:
     return check_queues_processing(
         url, kw["kind"], kw["queues"], prefix=kw["prefix"],
         interval_s=parse_duration(q["check_interval"]), max_job_age_s=parse_duration(q["max_job_age"]),
+        max_failed_ratio=q["max_failed_ratio"],
     )
 
 

@@ -23,6 +23,10 @@ from .model import (
 )
 from .registry import combine, fmt_s, make_inspector, queue_names, redis_problem
 
+# B6's default limit on failures: more than 1 in 10 of the jobs that finished during the watch
+# failing means the queue is not processing its work, however many others completed.
+MAX_FAILED_RATIO = 0.1
+
 
 def judge_queue(
     series: Sequence[QueueStats],
@@ -31,6 +35,7 @@ def judge_queue(
     max_job_age_s: float,
     require_completions: bool,
     accept_idle: bool,
+    max_failed_ratio: float = MAX_FAILED_RATIO,
 ) -> tuple[Status, str]:
     """One queue's verdict from its snapshots (oldest first)."""
     last = series[-1]
@@ -66,10 +71,16 @@ def judge_queue(
     counts = [s.completed_since_previous for s in series[1:]]
     done = sum(c for c in counts if c is not None)
     known = bool(counts) and all(c is not None for c in counts)
-    failed = sum(s.failed_since_previous or 0 for s in series[1:])
+    failed, failed_known = _failed_in_interval(series)
     active = max(s.active for s in series)
-    also = f", {failed} failed" if failed else ""
+    also = f", {failed} failed" if failed_known else " (failures not counted)"
     state = f"{last.waiting} waiting, {last.active} active"
+    if failed > max_failed_ratio * (done + failed):
+        return (
+            Status.FAILED,
+            f"{q}: {failed} of {done + failed} job(s) finished in {fmt_s(span_s)} failed "
+            f"({failed / (done + failed):.0%}, limit {max_failed_ratio:.0%}); {done} completed; {state}",
+        )
     if done:
         return Status.PASSED, f"{q}: {done} job(s) completed in {fmt_s(span_s)}{also}; {state}"
     if not require_completions:
@@ -101,6 +112,13 @@ def judge_queue(
     )
 
 
+def _failed_in_interval(series: Sequence[QueueStats]) -> tuple[int, bool]:
+    """(jobs that failed for good during the watch, whether the inspector could count them:
+    Celery and stream consumers do not record a failure apart from an acknowledgement)."""
+    counts = [s.failed_since_previous for s in series[1:]]
+    return sum(c or 0 for c in counts), bool(counts) and all(c is not None for c in counts)
+
+
 def check_queues_processing(
     redis_url: str,
     kind: str,
@@ -112,10 +130,12 @@ def check_queues_processing(
     max_job_age_s: float = 300.0,
     require_completions: bool = True,
     accept_idle: bool = False,
+    max_failed_ratio: float = MAX_FAILED_RATIO,
     socket_timeout_s: float = 5.0,
     **options: Any,
 ) -> Outcome:
-    """B6: are the queues' jobs completing, with nothing stuck or waiting too long?
+    """B6: are the queues' jobs completing, with nothing stuck or waiting too long, and no more
+    than `max_failed_ratio` of the jobs finished during the watch failing?
 
     `options` go to the inspector (celery: visibility_timeout_s; redis-streams: groups,
     claim_idle_s). The URL is a secret: evidence shows host:port/db only.
@@ -123,8 +143,19 @@ def check_queues_processing(
     names = queue_names(queues)
     if samples < 2 or interval_s < 0:
         raise UsageError("B6 needs samples >= 2 and interval_s >= 0")
+    if not 0.0 <= max_failed_ratio <= 1.0:
+        raise UsageError(
+            f"B6's max_failed_ratio must be between 0 and 1, not {max_failed_ratio!r}",
+            fix="set environments.staging.queue.max_failed_ratio to a fraction, e.g. 0.1 for 10 %",
+        )
     target = describe_redis_url(redis_url)
-    head = {"redis": target, "kind": kind, "interval_s": interval_s, "max_job_age_s": max_job_age_s}
+    head = {
+        "redis": target,
+        "kind": kind,
+        "interval_s": interval_s,
+        "max_job_age_s": max_job_age_s,
+        "max_failed_ratio": max_failed_ratio,
+    }
     client = connect(redis_url, socket_timeout_s)
     try:
         inspector = make_inspector(kind, client, names, prefix, **options)
@@ -152,13 +183,16 @@ def check_queues_processing(
             max_job_age_s=max_job_age_s,
             require_completions=require_completions,
             accept_idle=accept_idle,
+            max_failed_ratio=max_failed_ratio,
         )
         verdicts[name] = (status, message)
+        failed, failed_known = _failed_in_interval(stats)
         active = sorted(stats[-1].active_jobs, key=lambda j: -(j.age_s or 0.0))
         per_queue[name] = {
             "verdict": str(status),
             "message": message,
             "completed_in_interval": sum(s.completed_since_previous or 0 for s in stats[1:]),
+            "failed_in_interval": failed if failed_known else None,
             "samples": [
                 {
                     "t_s": round((s_at - snaps[0].at_ms) / 1000, 2),

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
+
+import relnb
+from relnb import Release
+from relnb.checks.ops.gates import deploy_artifacts
 from relnb.checks.ops.repo_files import (
     check_deploy_artifacts,
     check_runbooks,
     dotenv_keys,
     env_template_keys,
 )
+from relnb.gatecontext import GateContext
 from relnb.results import Status
+
+from ...core.helpers import commit, make_project
 
 RUNBOOKS = [
     "ApplicationDevDocuments/DeploymentRunbook.MD",
@@ -134,3 +143,83 @@ def test_no_key_source_is_inconclusive(repo):
         is Status.INCONCLUSIVE
     )
     assert check_deploy_artifacts(repo.path, sha, [], [], set()).status is Status.INCONCLUSIVE
+
+
+# -- B4's provider: production's keys, never relnb's own environment (issue 19 item 13) ------
+
+PROJECT = (
+    "[project]\n"
+    f"deploy_artifacts = {json.dumps(ARTIFACTS)}\n"
+    f"env_templates = {json.dumps(ENV_TEMPLATES)}\n"
+    "[environments.production]\n"
+    'base_url = "http://127.0.0.1:9"\n'
+    "[environments.production.secrets]\n"
+)
+ALL_KEYS = {"DATABASE_URL": "postgres://x-secret@db", "REDIS_URL": "r", "KEYCLOAK_URL": "k", "S3_ACCESS_KEY": "a"}
+
+
+@pytest.fixture
+def release(tmp_path, monkeypatch):
+    """A release of a repository holding the deploy artifacts at its SHA."""
+    monkeypatch.setenv("RELNB_USER", "Lead Person <lead@example.org>")
+    root = make_project(tmp_path / "app")
+    files = {p: "x\n" for p in ARTIFACTS} | {ENV_TEMPLATES[0]: ENV_TEXT}
+    commit(root, files, "deploy artifacts", executable=("scripts/release/deploy-vps.sh",))
+    r = Release.create("1.1.0", root=root)
+    yield r
+    r.close()
+
+
+def _b4(r: Release, secrets_toml: str) -> Any:
+    (r.config.root / "relnb.toml").write_text(PROJECT + secrets_toml)
+    r.config = relnb.load_config(r.config.root / "relnb.toml")
+    return deploy_artifacts(GateContext(r, "B4"))
+
+
+def test_b4_never_compares_the_templates_with_relnb_own_environment(release, monkeypatch):
+    """issue 19 item 13: B4 took relnb's own process environment for production's keys: every
+    template key set on the release machine → passed. Now: artifacts checked, keys uncompared."""
+    for k, v in ALL_KEYS.items():
+        monkeypatch.setenv(k, v)
+    out = _b4(release, "")
+    assert out.status is Status.INCONCLUSIVE, out.summary
+    assert "deploy artifact(s) present at" in out.summary
+    assert "env template keys not compared for production: only relnb's own environment could be seen" in out.summary
+    assert out.evidence["missing_files"] == [] and out.evidence["provided_key_count"] is None
+    # a missing artifact still fails: what can be checked at the SHA is checked
+    sha = commit(release.config.root, {ARTIFACTS[0]: None}, "drop the compose template")
+    later = Release.create("1.1.1", root=release.config.root)
+    try:
+        out = _b4(later, "")
+    finally:
+        later.close()
+    assert out.status is Status.FAILED and out.evidence["sha"] == sha
+    assert out.summary == f"deploy artifact(s) missing at {sha[:12]}: {ARTIFACTS[0]}"
+
+
+def test_b4_reads_production_keys_from_its_listing_command(release):
+    """issue 19 item 13: a command listing production's variables is production's key source."""
+    listing = "env -i " + " ".join(f"{k}={v}" for k, v in ALL_KEYS.items()) + " env"
+    out = _b4(release, f'source = "command"\ncommand = {json.dumps(listing)}\n')
+    assert out.status is Status.PASSED, out.summary
+    assert out.summary.endswith("4 env key(s) provided for production (command `" + listing + "`)")
+    listing = listing.replace("KEYCLOAK_URL=k ", "")
+    out = _b4(release, f'source = "command"\ncommand = {json.dumps(listing)}\n')
+    assert out.status is Status.FAILED and "1 env key(s) not provided for production: KEYCLOAK_URL" in out.summary
+    out = _b4(release, 'source = "command"\ncommand = "exit 3"\n')
+    assert out.status is Status.INCONCLUSIVE and "listing command exited 3" in out.summary
+    assert "x-secret" not in json.dumps(out.evidence)
+
+
+def test_b4_env_templates_must_list_every_required_secret(release, tmp_path):
+    """issue 19 item 13: the templates at the release SHA must name every secret production
+    requires (C4's list); a required secret no template lists failed nowhere."""
+    dotenv = tmp_path / "prod.env"
+    dotenv.write_text("".join(f"{k}={v}\n" for k, v in {**ALL_KEYS, "SENTRY_DSN": "https://k@s/1"}.items()))
+    toml = f'source = "dotenv"\ndotenv = {json.dumps(str(dotenv))}\n'
+    out = _b4(release, toml + 'required = ["DATABASE_URL", "REDIS_URL"]\n')
+    assert out.status is Status.PASSED, out.summary
+    out = _b4(release, toml + 'required = ["DATABASE_URL", "SENTRY_DSN"]\n')
+    assert out.status is Status.FAILED, out.summary
+    assert "required secret(s) for production not listed in any env template at" in out.summary
+    assert out.summary.endswith(": SENTRY_DSN") and out.evidence["required_keys_not_in_templates"] == ["SENTRY_DSN"]

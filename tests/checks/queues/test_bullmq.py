@@ -42,7 +42,7 @@ async def _slow(job: Any, token: Any) -> str:
 
 
 async def _fail(job: Any, token: Any) -> str:
-    raise RuntimeError("extraction failed password=hunter2 for doc " + str(job.data.get("doc")))
+    raise RuntimeError("extraction failed password=hunter2-db for doc " + str(job.data.get("doc")))
 
 
 async def _seed(url: str, prefix: str, n: int, job_opts: dict[str, Any] | None = None) -> list[str]:
@@ -86,6 +86,41 @@ def test_passes_while_a_worker_completes_jobs(redis_url: str, key_prefix: str) -
     assert q["completed_in_interval"] >= 2
     assert "completed in" in out.summary
     assert out.evidence["redis"].startswith("redis://127.0.0.1:")
+
+
+async def _mostly_failing(job: Any, token: Any) -> str:
+    await asyncio.sleep(0.03)
+    if job.data.get("doc") % 10:
+        raise RuntimeError("extraction failed")
+    return "ok"
+
+
+def test_fails_when_most_jobs_finishing_in_the_interval_failed(
+    redis_url: str, key_prefix: str
+) -> None:
+    """issue 19 item 12: a worker completing 1 job in 10 and failing the rest passed B6 ("N job(s)
+    completed"); failures beyond max_failed_ratio (default 10 %) of the finished jobs fail it."""
+
+    async def main() -> Any:
+        from bullmq import Worker
+
+        await _seed(redis_url, key_prefix, 60)
+        w = Worker(Q, _mostly_failing, opts(redis_url, key_prefix))
+        try:
+            return await asyncio.to_thread(
+                check_queues_processing, redis_url, "bullmq", [Q], prefix=key_prefix, interval_s=1.2
+            )
+        finally:
+            await w.close(force=True)
+
+    out = asyncio.run(main())
+    assert out.status is Status.FAILED, out
+    q = out.evidence["queues"][Q]
+    done, failed = q["completed_in_interval"], q["failed_in_interval"]
+    assert done >= 1 and failed > done, q  # jobs did complete: the case that used to pass
+    assert f"{failed} of {done + failed} job(s) finished in" in out.summary
+    assert "limit 10%" in out.summary and f"{done} completed" in out.summary
+    assert out.evidence["max_failed_ratio"] == 0.1
 
 
 def test_fails_when_jobs_wait_and_none_completes(redis_url: str, key_prefix: str) -> None:
@@ -245,7 +280,7 @@ def test_dlq_zero_and_stable_nonzero_pass_growing_fails(redis_url: str, key_pref
     zero = check_dlq(redis_url, "bullmq", Q, prefix=key_prefix, interval_s=0.2)
     assert zero.status is Status.PASSED and "DLQ empty" in zero.summary
 
-    secret = Secret("TEST_DB_PASSWORD", "hunter2")
+    secret = Secret("TEST_DB_PASSWORD", "hunter2-db")
     asyncio.run(_fail_jobs(redis_url, key_prefix, 2))
     assert dlq_depth(redis_url, "bullmq", [Q], key_prefix) == 2
     stable = check_dlq(redis_url, "bullmq", Q, prefix=key_prefix, interval_s=0.3)

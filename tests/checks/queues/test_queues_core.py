@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from relnb.checks.queues import inspector_kinds, judge_queue, make_inspector, register_inspector
+from relnb.checks.queues import (
+    check_queues_processing,
+    inspector_kinds,
+    judge_queue,
+    make_inspector,
+    register_inspector,
+)
 from relnb.checks.queues.model import (
     JobInfo,
     QueueStats,
@@ -75,3 +81,29 @@ def test_judge_queue_rules() -> None:
     for series, status, text in cases:
         got, message = judge_queue(series, 10.0, **rules)
         assert got is status and text in message, (message, status)
+
+
+def test_judge_queue_failures_during_the_interval() -> None:
+    """issue 19 item 12: failures during the watch count against B6, at max_failed_ratio of the
+    jobs that finished (default 10 %); the summary says the numbers either way."""
+    rules = {"max_job_age_s": 60, "require_completions": True, "accept_idle": False}
+
+    def judge(done: int, failed: int | None, **more: Any) -> tuple[Status, str]:
+        series = [_stats(), _stats(completed_since_previous=done, failed_since_previous=failed)]
+        return judge_queue(series, 10.0, **{**rules, **more})
+
+    assert judge(1, 50) == (
+        Status.FAILED,
+        "q: 50 of 51 job(s) finished in 10 s failed (98%, limit 10%); 1 completed; 0 waiting, 0 active",
+    )
+    assert judge(9, 1) == (Status.PASSED, "q: 9 job(s) completed in 10 s, 1 failed; 0 waiting, 0 active")
+    assert judge(8, 2)[0] is Status.FAILED  # 20 % > 10 %
+    assert judge(8, 2, max_failed_ratio=0.25)[0] is Status.PASSED
+    assert judge(5, 0, max_failed_ratio=0.0)[1] == "q: 5 job(s) completed in 10 s, 0 failed; 0 waiting, 0 active"
+    assert judge(5, 1, max_failed_ratio=0.0)[0] is Status.FAILED
+    assert judge(0, 3, accept_idle=True)[0] is Status.FAILED  # only failures is not idle
+    # an inspector that cannot tell failures from acknowledgements (Celery, streams) says so
+    assert judge(4, None)[1].endswith("completed in 10 s (failures not counted); 0 waiting, 0 active")
+    with pytest.raises(UsageError, match="max_failed_ratio must be between 0 and 1") as err:
+        check_queues_processing("redis://127.0.0.1:1/0", "bullmq", "q", max_failed_ratio=10)
+    assert err.value.fix and "environments.staging.queue.max_failed_ratio" in err.value.fix
