@@ -268,10 +268,15 @@ SCHEMA = Table(
                     },
                     "where A2 learns the routes the app's code serves (never from the spec it judges)",
                 ),
-                "migrations_dir": _s("migrations directory in the repository", "prisma/migrations"),
+                "migrations_dir": _s(
+                    "where the migrations are: a directory of the repository, or the site-packages of an app"
+                    " installed from PyPI; A3, A4 and E2/E3 read the release's migrations there",
+                    "prisma/migrations",
+                ),
                 "migrations_kind": _s(
-                    "migration ledger B2/D3 verify after migrating: prisma, alembic, django, flyway, "
-                    "golang-migrate, a `relnb.migration_ledgers` plug-in, or none (the command's exit code alone decides)",
+                    "the migration tool: prisma, alembic, django, flyway, golang-migrate (A3/A4/E2/E3 read its "
+                    "migrations, B2/D3 verify its ledger), a `relnb.migration_ledgers` plug-in, or none (the command's "
+                    "exit code alone decides; E2/E3 cannot judge the rollback)",
                     "prisma",
                 ),
                 "migration_apps": _l(

@@ -4,22 +4,36 @@ migrate and verify the ledger, C3 migration safety, E2/E3 the rollback plan.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ... import git
 from ...gatecontext import GateContext, command_action, not_configured
 from ...results import Outcome, Status
+
+if TYPE_CHECKING:
+    from .changeset import ReleaseMigrations
 
 
 def _migrations_dir(ctx: GateContext):
     return ctx.repo() / ctx.config.project["migrations_dir"]
 
 
-def _new_migrations(ctx: GateContext) -> tuple[list[str], str | None]:
-    from .included import new_migrations_since
+_NO_TAG = "no previous release tag: set project.previous_tag or tag the last release"
+
+
+def _release_migrations(ctx: GateContext, env_name: str) -> tuple[str, ReleaseMigrations] | Outcome:
+    """The migrations this release brings, read for every kind: from git between the previous tag
+    and the release SHA, or (migrations of an installed package) from the ledger and the disk."""
+    from .changeset import release_migrations
 
     tag = ctx.previous_tag()
     if not tag:
-        return [], None
-    return new_migrations_since(ctx.repo(), tag, ctx.config.project["migrations_dir"], ctx.release_sha() or "HEAD"), tag
+        return Outcome.inconclusive(_NO_TAG)
+    project = ctx.config.project
+    if _installed_migrations(ctx):
+        return tag, _installed_release(ctx, env_name, tag)
+    sha = ctx.release_sha() or "HEAD"
+    return tag, release_migrations(ctx.repo(), project["migrations_kind"], project["migrations_dir"], tag, sha)
 
 
 def _migrate_and_verify(ctx: GateContext, env_name: str) -> Outcome:
@@ -53,25 +67,20 @@ def migrate_production(ctx: GateContext) -> Outcome:
 
 
 def migration_included(ctx: GateContext) -> Outcome:
-    """A3 evidence: a schema change comes with a migration; its SQL and lint findings for the reviewer."""
+    """A3 evidence: a schema change comes with a migration; every migration the release adds,
+    with its operations and the changes A4 will ask about, for the reviewer."""
     from .included import check_migration_included
-    from .sqlrisk import destructive_changes
 
     tag = ctx.previous_tag()
     if not tag:
-        return Outcome.inconclusive("no previous release tag: set project.previous_tag or tag the last release")
+        return Outcome.inconclusive(_NO_TAG)
     project = ctx.config.project
     if _installed_migrations(ctx):
         return _pending_on_staging(ctx, tag)
-    out = check_migration_included(ctx.repo(), tag, project["schema_paths"], project["migrations_dir"], ctx.release_sha() or "HEAD")
-    names, _ = _new_migrations(ctx)
-    sql = {}
-    for name in names:
-        f = _migrations_dir(ctx) / name / "migration.sql"
-        if f.is_file():
-            text = f.read_text()
-            sql[name] = {"sql": text[:4000], "findings": [_finding(x) for x in destructive_changes(text)]}
-    return Outcome(out.status, out.summary, {**out.evidence, "migrations": sql})
+    return check_migration_included(
+        ctx.repo(), tag, project["schema_paths"], project["migrations_dir"], ctx.release_sha() or "HEAD",
+        kind=project["migrations_kind"],
+    )
 
 
 def _installed_migrations(ctx: GateContext) -> bool:
@@ -84,59 +93,110 @@ def _installed_migrations(ctx: GateContext) -> bool:
     return not git.output(ctx.repo(), "ls-tree", "-r", "--name-only", ctx.release_sha() or "HEAD", "--", rel)
 
 
-def _pending_on_staging(ctx: GateContext, tag: str) -> Outcome:
-    """A3 for installed migrations: the ones staging's ledger has not applied are what this
-    release brings there, listed for the reviewer."""
+def _recorded_a3(ctx: GateContext, tag: str) -> list[str] | None:
+    """What A3 listed for this release (staging's pending migrations when it gathered its
+    evidence, before B2 applied them): the same set for A4 and for E2/E3 after D3."""
+    ev = ctx.release.result("A3").evidence
+    names = ev.get("new_migrations")
+    if ev.get("since") != tag or ev.get("found_by", "").startswith("git") or not isinstance(names, list):
+        return None
+    return [n for n in names if isinstance(n, str)]
+
+
+def _installed_names(ctx: GateContext, env_name: str, tag: str) -> tuple[list[str] | None, str, dict[str, Any]]:
+    """(names, how they were found, ledger evidence): the environment's pending migrations of the
+    installed package, with A3's recorded list; None when neither can be had."""
     from .ledger import verify_ledger
 
     project = ctx.config.project
+    recorded = _recorded_a3(ctx, tag)
     where = f"{project['migrations_dir']} is not in git (migrations of an installed package)"
-    db = ctx.env_secret("staging", "database_url_env")
+    db = ctx.env_secret(env_name, "database_url_env")
     if db is None or project["migrations_kind"] == "none":
-        return Outcome.inconclusive(
-            f"{where}: set environments.staging.database_url_env and project.migrations_kind to list them",
-            since=tag,
-        )
+        if recorded is not None:
+            return recorded, f"listed by A3 ({where})", {}
+        return None, f"{where}: set environments.{env_name}.database_url_env and project.migrations_kind to list them", {}
     ledger = verify_ledger(db.reveal(), project["migrations_kind"], _migrations_dir(ctx), apps=project["migration_apps"] or None)
     pending = ledger.evidence.get("ledger", {}).get("pending")
     if not isinstance(pending, list):
-        return Outcome.inconclusive(f"{where}; staging's ledger: {ledger.summary}", since=tag, ledger=ledger.evidence)
-    names = ", ".join(pending[:5]) + (" …" if len(pending) > 5 else "")
-    summary = f"{len(pending)} migration(s) not yet applied on staging: {names}" if pending else "no migration pending on staging"
-    return Outcome.passed(f"{summary} ({where})", since=tag, new_migrations=pending, ledger=ledger.evidence)
+        if recorded is not None:
+            return recorded, f"listed by A3 ({where}; {env_name}'s ledger: {ledger.summary})", {"ledger": ledger.evidence}
+        return None, f"{where}; {env_name}'s ledger: {ledger.summary}", {"ledger": ledger.evidence}
+    if recorded is None and env_name == "production" and ctx.release.action_result("D3"):
+        return None, (
+            f"{where}: production is already migrated (D3 ran), and A3's list of the migrations this release"
+            " brings is not recorded: run A3"
+        ), {"ledger": ledger.evidence}
+    names = list(dict.fromkeys([*(recorded or []), *pending]))
+    how = f"pending on {env_name}" + (" or listed by A3" if recorded else "")
+    return names, f"{how} ({where})", {"ledger": ledger.evidence}
 
 
-def _finding(f) -> dict:
-    return {"rule": f.rule, "severity": f.severity, "message": f.message, "statement": f.statement, "table": f.table}
+def _installed_release(ctx: GateContext, env_name: str, tag: str) -> ReleaseMigrations:
+    from .changeset import ReleaseMigrations, installed_migrations
+
+    kind = ctx.config.project["migrations_kind"]
+    names, how, _ = _installed_names(ctx, env_name, tag)
+    if names is None:
+        return ReleaseMigrations(kind, how, problem=how)
+    return installed_migrations(kind, _migrations_dir(ctx), names, how)
+
+
+def _pending_on_staging(ctx: GateContext, tag: str) -> Outcome:
+    """A3 for installed migrations: the ones staging's ledger has not applied are what this
+    release brings there, listed and read for the reviewer."""
+    from .changeset import installed_migrations
+
+    names, how, ledger = _installed_names(ctx, "staging", tag)
+    if names is None:
+        return Outcome.inconclusive(how, since=tag, **ledger)
+    rs = installed_migrations(ctx.config.project["migrations_kind"], _migrations_dir(ctx), names, how)
+    ev = {"since": tag, **rs.evidence(), **ledger}
+    if rs.incomplete:
+        return Outcome.inconclusive(f"cannot read the release's migrations: {rs.incomplete}", **ev)
+    if not names:
+        return Outcome.passed(f"no migration {how}", **ev)
+    listed = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+    return Outcome.passed(f"{len(names)} migration(s) {how}: {listed}", **ev)
 
 
 def backwards_compatibility(ctx: GateContext) -> Outcome:
-    """A4 evidence: destructive SQL in new migrations and breaking OpenAPI changes; a plan note if any."""
+    """A4 evidence: what the release's migrations drop, rename, retype or leave unread, and
+    breaking OpenAPI changes; when there is any, the sign-off note must give the plan for them."""
     from ..http.openapi import openapi_breaking_changes, spec_at
-    from .sqlrisk import destructive_changes
 
-    names, tag = _new_migrations(ctx)
-    if not tag:
-        return Outcome.inconclusive("no previous release tag: set project.previous_tag or tag the last release")
-    sql_findings = []
-    for name in names:
-        f = _migrations_dir(ctx) / name / "migration.sql"
-        if f.is_file():
-            sql_findings += [{"migration": name, **_finding(x)} for x in destructive_changes(f.read_text())]
+    got = _release_migrations(ctx, "staging")
+    if isinstance(got, Outcome):
+        return got
+    tag, rs = got
     spec_path = ctx.config.project["openapi"]
     old, new = spec_at(str(ctx.repo()), tag, spec_path), spec_at(str(ctx.repo()), ctx.release_sha() or "HEAD", spec_path)
     api = openapi_breaking_changes(old, new) if old is not None and new is not None else []
-    evidence = {"previous_tag": tag, "migrations": names, "sql_findings": sql_findings, "api_breaking_changes": api}
+    changes = [{"migration": m.name, **c.to_dict()} for m, c in rs.changes()]
+    evidence: dict[str, Any] = {
+        "previous_tag": tag,
+        "migrations": rs.names,
+        "migrations_kind": rs.kind,
+        "found_by": rs.source,
+        "schema_changes": changes,
+        "api_breaking_changes": api,
+    }
     if old is None or new is None:
         evidence["openapi"] = f"{spec_path} missing at {tag if old is None else 'HEAD'}"
-    found = len(sql_findings) + len(api)
-    if found:
+    if rs.incomplete:
+        return Outcome.inconclusive(f"cannot read this release's migrations: {rs.incomplete}", unreadable=rs.unreadable, **evidence)
+    if changes or api:
+        named = [f"{c['migration']}: {c['message']}" for c in changes] + [str(a) for a in api]
+        listed = "; ".join(named[:3]) + (f" (+{len(named) - 3} more)" if len(named) > 3 else "")
         return Outcome.passed(
-            f"{len(sql_findings)} destructive SQL change(s), {len(api)} breaking API change(s): needs an expand/contract plan",
-            sign_off_requires="an expand/contract plan for the changes found",
+            f"{len(changes)} schema change(s) old code may not survive, {len(api)} breaking API change(s): {listed}",
+            sign_off_requires=f"an expand/contract plan for: {listed}",
             **evidence,
         )
-    return Outcome.passed(f"no destructive SQL or breaking API change since {tag}", **evidence)
+    read = f"{len(rs.names)} migration(s) read" if rs.names else "no new migration"
+    if rs.kind == "none":
+        read = "no migration file changed (project.migrations_kind = none: relnb reads no migrations)"
+    return Outcome.passed(f"no destructive schema change ({read}) and no breaking API change since {tag}", **evidence)
 
 
 # the migration kinds whose files C3 replays on a shadow database and whose ledger names them the
@@ -172,19 +232,14 @@ def migration_safety(ctx: GateContext) -> Outcome:
 
 
 def rollback_plan(ctx: GateContext) -> Outcome:
-    """E2/E3 share one plan; each gate says whether its branch applies and is prepared."""
+    """E2/E3 share one plan, derived from the release's migrations for every kind; each gate
+    says whether its branch applies and is prepared (reversibility.py has the table)."""
     from .reversibility import rollback_plan as plan_for
+    from .reversibility import snapshot_state
 
-    names, tag = _new_migrations(ctx)
-    if not tag:
+    got = _release_migrations(ctx, "production")
+    if isinstance(got, Outcome):
         return Outcome.inconclusive("no previous release tag: cannot tell which migrations this release brings")
+    tag, rs = got
     d2 = ctx.release.action_result("D2")
-    snapshot = (d2 or {}).get("evidence", {}).get("key")
-    plan = plan_for(_migrations_dir(ctx), names, snapshot=snapshot)
-    if plan.status is not Status.PASSED:
-        return plan
-    applies = plan.evidence.get("gate") in (ctx.gate_id, "E2/E3")
-    if not applies:
-        other = "E3" if ctx.gate_id == "E2" else "E2"
-        return Outcome.passed(f"not this branch: {plan.summary} ({other} applies)", applies=False, **plan.evidence)
-    return Outcome.passed(plan.summary, applies=True, **plan.evidence)
+    return plan_for(rs, tag, d2).outcome(ctx.gate_id, snapshot_missing=snapshot_state(d2))

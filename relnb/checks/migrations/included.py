@@ -134,21 +134,40 @@ def check_migration_included(
     schema_paths: Sequence[str],
     migrations_dir: str,
     head: str = "HEAD",
+    kind: str = "prisma",
 ) -> Outcome:
-    """A3 evidence: a schema change since the last release comes with a migration."""
+    """A3 evidence: a schema change since the last release comes with a migration, and every
+    migration the release adds, read as its tool reads it, for the reviewer."""
+    from .changeset import release_migrations
+
     try:
         changed = schema_changed_since(repo, tag, schema_paths, head)
-        added = new_migrations_since(repo, tag, migrations_dir, head)
     except GitError as exc:
         return Outcome.inconclusive(f"cannot diff {tag}..{head}: {exc}")
-    ev = {"since": tag, "head": head, "schema_changed": changed, "new_migrations": added}
+    rs = release_migrations(repo, kind, migrations_dir, tag, head)
+    ev = {"since": tag, "head": head, "schema_changed": changed, **rs.evidence()}
+    if rs.incomplete:
+        return Outcome.inconclusive(f"cannot list this release's migrations: {rs.incomplete}", **ev)
+    added = rs.names
     if changed and not added:
         return Outcome.failed(
             f"schema changed since {tag} ({', '.join(changed[:3])}) but no new migration in {migrations_dir}",
             **ev,
         )
     if added:
+        more = f" (+{len(added) - 3} more)" if len(added) > 3 else ""
+        n = len(rs.changes())
+        flagged = f"; {n} change(s) for the reviewer (A4)" if n else ""
         return Outcome.passed(
-            f"{len(added)} new migration(s) since {tag}: {', '.join(added[:3])}", **ev
+            f"{len(added)} new {kind} migration(s) since {tag}: {', '.join(added[:3])}{more}{flagged}", **ev
         )
-    return Outcome.passed(f"no schema change and no new migration since {tag}", **ev)
+    if kind == "none":
+        return Outcome.passed(
+            f"no schema change and no file under {migrations_dir} changed since {tag}"
+            " (project.migrations_kind = none: relnb reads no migrations)",
+            **ev,
+        )
+    return Outcome.passed(
+        f"no schema change and no new migration since {tag} ({rs.on_disk} {kind} migration(s) in {migrations_dir})",
+        **ev,
+    )

@@ -60,7 +60,7 @@ def _prisma_disk(d: Path) -> list[DiskMigration]:
     return out
 
 
-def _py_assign(tree: ast.Module, name: str) -> tuple[bool, Any]:
+def py_assign(tree: ast.Module, name: str) -> tuple[bool, Any]:
     for node in tree.body:
         targets: list[ast.expr] = []
         value = None
@@ -85,10 +85,10 @@ def _alembic_disk(d: Path) -> list[DiskMigration]:
             tree = ast.parse(f.read_text(encoding="utf-8"))
         except SyntaxError:
             continue
-        found, rev = _py_assign(tree, "revision")
+        found, rev = py_assign(tree, "revision")
         if not found or not isinstance(rev, str):
             continue
-        _, down = _py_assign(tree, "down_revision")
+        _, down = py_assign(tree, "down_revision")
         downs = [down] if isinstance(down, str) else list(down or ())
         out.append(DiskMigration(rev, str(f), extra={"down_revisions": downs}))
     return out
@@ -116,7 +116,7 @@ def _django_disk(d: Path) -> list[DiskMigration]:
             tree = ast.parse(f.read_text(encoding="utf-8"))
             for node in ast.walk(tree):
                 if isinstance(node, ast.ClassDef) and node.name == "Migration":
-                    found, val = _py_assign(ast.Module(body=node.body, type_ignores=[]), "replaces")
+                    found, val = py_assign(ast.Module(body=node.body, type_ignores=[]), "replaces")
                     if found and val:
                         replaces = [list(x) for x in val]
         out.append(DiskMigration(f"{app}.{f.stem}", str(f), extra={"replaces": replaces}))

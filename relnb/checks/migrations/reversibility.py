@@ -1,138 +1,175 @@
-"""E2/E3: can a release's migrations be undone, and so what is the rollback plan?
+"""E2/E3: can this release's migrations be undone, and so what is the rollback plan?
 
-A migration is reversible when a non-empty down step exists and its up step destroys no data;
-the plan follows from that: run the down migrations, or restore the D2 snapshot, or (for a
-non-reversible change) redeploy the old app and fix forward.
+The plan follows from two questions about each migration the release brings (changeset.py):
+
+- does it **break the previous release** (drops or renames a column or table that release
+  reads)? Then redeploying the previous version over the new schema fails — the plan must
+  undo the schema *before* the redeploy, or it is not a plan.
+- is it **reversible** (a down step exists and does something, and the up step destroyed no
+  data)?
+
+| breaks previous | all reversible | plan                                                     | branch |
+|-----------------|----------------|----------------------------------------------------------|--------|
+| no migration    |                | redeploy the previous version                            | E2/E3  |
+| no              | no             | redeploy the previous version + hotfix forward           | E2     |
+| no              | yes            | run the down migrations, or restore the D2 snapshot      | E3     |
+| yes             | yes            | run the down migrations before redeploying, or restore   | E3     |
+| yes             | no             | restore the D2 snapshot before redeploying (if recorded) | E3     |
+| yes             | no, no snapshot| none: E2 fails, "prepare a hotfix-forward or a restore"  | E2     |
+
+What relnb cannot read (a file it cannot parse, an operation it does not know, SQL built at
+run time, a kind it has no reader for) makes both gates inconclusive with the reason.
+
+The evidence is the contract relnb/actions/gates.py `rollback_steps` follows: `applies`, `plan`
+(starting "run down" → down migration or snapshot restore; "restore" → snapshot restore),
+`undo` (none | down-or-restore | restore | forward) and `redeploy_safe` (False: the previous
+version cannot run on this schema until it is undone).
 """
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from ...results import Outcome
-from .included import discover_migrations
-from .sqlrisk import SqlParseError, destructive_changes, parse_statements
-
-# --------------------------------------------------------------------------- E2 / E3
+from ...results import Outcome, Status
+from .changeset import ReleaseMigrations
 
 
-def _sql_has_statements(path: str | None) -> bool:
-    if not path or not Path(path).is_file():
-        return False
-    try:
-        return bool(parse_statements(Path(path).read_text(encoding="utf-8")))
-    except SqlParseError:
-        return True  # something is there; a broken down migration is still a claim to review
+@dataclass
+class Plan:
+    status: Status
+    summary: str
+    gate: str  # the branch that applies: E2, E3 or E2/E3
+    plan: str = ""
+    undo: str = ""
+    redeploy_safe: bool | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def outcome(self, gate_id: str, *, snapshot_missing: str | None = None) -> Outcome:
+        """This plan as E2's or E3's result."""
+        ev = {
+            "plan": self.plan,
+            "gate": self.gate,
+            "undo": self.undo,
+            "redeploy_safe": self.redeploy_safe,
+            **self.evidence,
+        }
+        if self.status is Status.INCONCLUSIVE:
+            return Outcome(self.status, self.summary, {"applies": None, **ev})
+        if self.gate in (gate_id, "E2/E3"):
+            return Outcome(self.status, self.summary, {"applies": True, **ev})
+        other = "E3" if gate_id == "E2" else "E2"
+        if self.status is Status.PASSED:
+            return Outcome.passed(f"not this branch: {self.summary} ({other} applies)", applies=False, **ev)
+        # E2 failed for want of a restore: E3's branch (the restore) is the one not prepared
+        restore = {**ev, "plan": f"restore the D2 snapshot before redeploying {self.evidence.get('previous_tag')}", "undo": "restore"}
+        status = Status.FAILED if snapshot_missing == "failed" else Status.INCONCLUSIVE
+        what = "the D2 snapshot failed" if snapshot_missing == "failed" else "no D2 snapshot is recorded in this release"
+        return Outcome(status, f"{self.summary.split(';')[0]}: a restore would undo it, but {what}", {"applies": True, **restore})
 
 
-def _alembic_downgrade_nonempty(path: Path) -> bool:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == "downgrade":
-            body = [
-                b
-                for b in node.body
-                if not (isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant))
-                and not isinstance(b, ast.Pass)
-            ]
-            return bool(body)
-    return False
+def _named(rs: ReleaseMigrations, effects: tuple[str, ...]) -> list[str]:
+    return [f"{m.name}: {c.message}" for m, c in rs.changes(*effects)]
 
 
-def classify_reversibility(
-    migrations_dir: str | Path, layout: str = "prisma", names: Sequence[str] | None = None
-) -> list[dict[str, Any]]:
-    """Per migration: reversible (a non-empty down step exists and the up step destroys no data)."""
-    out: list[dict[str, Any]] = []
-    if layout == "alembic":
-        d = Path(migrations_dir)
-        versions = d / "versions" if (d / "versions").is_dir() else d
-        for f in sorted(versions.glob("*.py")):
-            if names is not None and f.stem not in names and not any(n in f.stem for n in names):
-                continue
-            try:
-                down = _alembic_downgrade_nonempty(f)
-            except SyntaxError:
-                down = False
-            out.append(
-                {
-                    "name": f.stem,
-                    "reversible": down,
-                    "down": "downgrade()" if down else None,
-                    "reason": "non-empty downgrade()" if down else "downgrade() is empty",
-                }
+def _breaking(rs: ReleaseMigrations, only: set[str] | None = None) -> list[str]:
+    """What the previous release reads and this one drops or renames (Change.breaks_previous)."""
+    return [f"{m.name}: {c.message}" for m, c in rs.changes() if c.breaks_previous and (only is None or m.name in only)]
+
+
+def _short(items: list[str], n: int = 2) -> str:
+    more = f" (+{len(items) - n} more)" if len(items) > n else ""
+    return "; ".join(items[:n]) + more
+
+
+def rollback_plan(rs: ReleaseMigrations, previous_tag: str, snapshot: dict[str, Any] | None) -> Plan:
+    """The rollback this release needs. `snapshot`: D2's recorded finish (status, evidence), or None."""
+    ev: dict[str, Any] = {
+        "previous_tag": previous_tag,
+        "migrations_kind": rs.kind,
+        "found_by": rs.source,
+        "migrations": [m.to_dict() for m in rs.migrations],
+    }
+    if rs.incomplete:
+        return Plan(Status.INCONCLUSIVE, f"cannot tell the rollback plan: {rs.incomplete}", "E2/E3", evidence={**ev, "unreadable": rs.unreadable})
+    if rs.kind == "none":
+        return Plan(
+            Status.INCONCLUSIVE,
+            f"project.migrations_kind = none: relnb reads no migrations, so it cannot tell whether redeploying"
+            f" {previous_tag} is safe; set project.migrations_kind/migrations_dir, or list E2/E3 in [gates] manual",
+            "E2/E3", evidence=ev,
+        )
+    unread = _named(rs, ("unread",))
+    unknown = [f"{m.name}: {m.reading.reason}" for m in rs.migrations if m.reading.reversible is None]
+    if unread or unknown:
+        return Plan(
+            Status.INCONCLUSIVE,
+            f"cannot tell whether {previous_tag} runs on this schema or it can be undone: {_short(unread + unknown)}",
+            "E2/E3", evidence={**ev, "unread": unread + unknown},
+        )
+    if not rs.migrations:
+        at = f"; {rs.on_disk} {rs.kind} migration(s) at the release" if rs.on_disk is not None else ""
+        return Plan(
+            Status.PASSED,
+            f"no migrations in this release ({rs.source}{at}): rollback = redeploy {previous_tag}",
+            "E2/E3", "redeploy previous app", "none", True, ev,
+        )
+    irreversible = [m for m in rs.migrations if m.reading.reversible is False]
+    breaking = _breaking(rs)
+    ev["breaking"] = breaking
+    down_order = [m.name for m in reversed(rs.migrations)]
+    if not breaking and irreversible:
+        names = ", ".join(f"{m.name} ({m.reading.reason})" for m in irreversible[:3])
+        return Plan(
+            Status.PASSED,
+            f"{len(irreversible)} non-reversible migration(s): {names}; none drops or renames what {previous_tag}"
+            f" reads: rollback = redeploy {previous_tag} + hotfix forward",
+            "E2", "redeploy previous app + hotfix forward", "forward", True, ev,
+        )
+    if not irreversible:
+        if not breaking:
+            return Plan(
+                Status.PASSED,
+                f"all {len(rs.migrations)} migration(s) reversible: rollback = run the down migration(s) in reverse"
+                " order, or restore the D2 snapshot",
+                "E3", "run down migration(s) or restore the D2 snapshot", "down-or-restore", True,
+                {**ev, "down_order": down_order},
             )
-        return out
-    for m in discover_migrations(migrations_dir, layout):
-        if names is not None and m.name not in names:
-            continue
-        has_down = _sql_has_statements(m.down_path)
-        try:
-            destructive = [
-                f
-                for f in destructive_changes(m.sql)
-                if f.rule.startswith(("drop-", "truncate", "delete-"))
-            ]
-        except SqlParseError:
-            destructive = []
-        if not has_down:
-            reason = "no down migration" if not m.down_path else "down migration is empty"
-        elif destructive:
-            reason = (
-                f"down migration exists, but the up step destroys data ({destructive[0].message})"
-            )
-        else:
-            reason = "down migration present"
-        out.append(
-            {
-                "name": m.name,
-                "reversible": has_down and not destructive,
-                "down": m.down_path,
-                "reason": reason,
-            }
+        return Plan(
+            Status.PASSED,
+            f"reversible, but {_short(breaking, 1)}: rollback = run the down migration(s) before redeploying"
+            f" {previous_tag} (it cannot run on this schema), or restore the D2 snapshot",
+            "E3", f"run down migration(s) before redeploying {previous_tag}, or restore the D2 snapshot",
+            "down-or-restore", False, {**ev, "down_order": down_order},
         )
-    return out
-
-
-def rollback_plan(
-    migrations_dir: str | Path,
-    names: Sequence[str],
-    layout: str = "prisma",
-    snapshot: str | None = None,
-) -> Outcome:
-    """E2/E3: the rollback this release needs, from its migrations' reversibility."""
-    rev = classify_reversibility(migrations_dir, layout, names)
-    found = {r["name"] for r in rev}
-    missing = [n for n in names if n not in found and layout != "alembic"]
-    if missing:
-        return Outcome.failed(
-            f"release migration(s) not on disk: {', '.join(missing)}", migrations=rev
+    bad = _breaking(rs, {m.name for m in irreversible}) or breaking
+    why = f"non-reversible: {_short(bad, 1)}; redeploying {previous_tag} over it breaks"
+    key = _snapshot_key(snapshot)
+    if key is not None:
+        return Plan(
+            Status.PASSED,
+            f"{why}: rollback = restore the D2 snapshot {key} before redeploying {previous_tag}"
+            " (writes since the snapshot are lost)",
+            "E3", f"restore the D2 snapshot before redeploying {previous_tag}", "restore", False,
+            {**ev, "snapshot": key},
         )
-    snap = f" (snapshot {snapshot})" if snapshot else ""
-    if not rev:
-        return Outcome.passed(
-            "no migrations in this release: rollback = redeploy the previous image",
-            plan="redeploy previous app",
-            gate="E2/E3",
-            migrations=[],
-        )
-    irreversible = [r for r in rev if not r["reversible"]]
-    if irreversible:
-        return Outcome.passed(
-            f"{len(irreversible)} non-reversible migration(s) ({', '.join(r['name'] for r in irreversible[:3])}):"
-            " rollback = redeploy previous app + hotfix forward",
-            plan="redeploy previous app + hotfix forward",
-            gate="E2",
-            migrations=rev,
-        )
-    return Outcome.passed(
-        f"all {len(rev)} migration(s) reversible: rollback = run the down migration(s) in reverse"
-        f" order, or restore the D2 snapshot{snap}",
-        plan="run down migration(s) or restore the D2 snapshot",
-        down_order=[r["down"] for r in reversed(rev)],
-        gate="E3",
-        migrations=rev,
+    return Plan(
+        Status.FAILED,
+        f"{why}; prepare a hotfix-forward or a restore",
+        "E2", f"hotfix forward or restore: redeploying {previous_tag} alone breaks", "forward", False, ev,
     )
+
+
+def _snapshot_key(d2: dict[str, Any] | None) -> str | None:
+    """The D2 snapshot a restore would use, when D2 passed."""
+    if not d2 or d2.get("status") != "passed":
+        return None
+    ev = d2.get("evidence") or {}
+    key = ev.get("key") or ev.get("snapshot_id") or ev.get("snapshot")
+    return str(key) if key else "(recorded)"
+
+
+def snapshot_state(d2: dict[str, Any] | None) -> str:
+    if not d2:
+        return "none"
+    return "recorded" if d2.get("status") == "passed" else "failed"

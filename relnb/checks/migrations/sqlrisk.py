@@ -339,6 +339,11 @@ def destructive_changes(sql: str | Sequence[Statement]) -> list[Finding]:
                 add("rename-table", f"renames table {table} to {n.newname}", s, table)
             elif rt == "OBJECT_TABCONSTRAINT":
                 add("rename-constraint", f"renames constraint {n.subname} on {table}", s, table)
+            elif rt == "OBJECT_TYPE":
+                add("rename-type", f"renames type {_names(n.object)} to {n.newname}", s, None)
+        elif s.kind == "AlterEnumStmt" and n.oldVal is not None:
+            typ = _names(n.typeName)
+            add("rename-enum-value", f"renames value {n.oldVal!r} of {typ} to {n.newVal!r} (old code writes {n.oldVal!r})", s, None)
         elif s.kind == "AlterTableStmt":
             table = _rangevar(n.relation)
             for cmd in n.cmds or ():

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from relnb.checks.migrations.changeset import release_migrations
 from relnb.checks.migrations.included import (
     check_migration_included,
     new_migrations_since,
     schema_changed_since,
 )
-from relnb.checks.migrations.reversibility import classify_reversibility, rollback_plan
+from relnb.checks.migrations.reversibility import rollback_plan
 from relnb.results import Status
 
 
@@ -86,11 +87,16 @@ def test_schema_change_without_migration_fails(repo):
 
 
 def test_reversibility_and_rollback_plan(repo):
-    mdir = repo.path / "prisma" / "migrations"
     repo.commit(
         {
             "prisma/migrations/20261101000000_title/migration.sql": "ALTER TABLE d ADD title text;\n",
             "prisma/migrations/20261101000000_title/down.sql": "ALTER TABLE d DROP title;\n",
+        },
+        "title",
+    )
+    repo.git("tag", "v1.1.0")
+    repo.commit(
+        {
             "prisma/migrations/20261102000000_drop/migration.sql": "ALTER TABLE d DROP title;\n",
             "prisma/migrations/20261102000000_drop/down.sql": "ALTER TABLE d ADD title text;\n",
             "prisma/migrations/20261103000000_idx/migration.sql": "CREATE INDEX i ON d (id);\n",
@@ -98,32 +104,41 @@ def test_reversibility_and_rollback_plan(repo):
         },
         "three",
     )
-    rev = {r["name"]: r for r in classify_reversibility(mdir)}
-    assert rev["20261101000000_title"]["reversible"] is True
-    assert rev["20261102000000_drop"]["reversible"] is False
-    assert "destroys data" in rev["20261102000000_drop"]["reason"]
-    assert rev["20261103000000_idx"]["reversible"] is False
-    assert rev["20261001000000_init"]["reason"] == "no down migration"
+    whole = release_migrations(repo.path, "prisma", "prisma/migrations", "v1.0.0")
+    rev = {m.name: m.reading for m in whole.migrations}
+    assert rev["20261101000000_title"].reversible is True
+    assert rev["20261102000000_drop"].reversible is False
+    assert "its data does not come back" in rev["20261102000000_drop"].reason
+    assert rev["20261103000000_idx"].reversible is False
+    assert rev["20261103000000_idx"].reason == "down migration is empty"
 
-    out = rollback_plan(mdir, ["20261101000000_title"])
-    assert out.evidence["plan"] == "run down migration(s) or restore the D2 snapshot"
-    assert out.evidence["gate"] == "E3"
-    out = rollback_plan(mdir, ["20261101000000_title", "20261102000000_drop"])
-    assert out.evidence["plan"] == "redeploy previous app + hotfix forward"
-    assert out.evidence["gate"] == "E2"
-    assert rollback_plan(mdir, []).evidence["plan"] == "redeploy previous app"
-    assert rollback_plan(mdir, ["nope"]).status is Status.FAILED
+    first = release_migrations(repo.path, "prisma", "prisma/migrations", "v1.0.0", "v1.1.0")
+    assert first.names == ["20261101000000_title"]
+    plan = rollback_plan(first, "v1.0.0", None)
+    assert plan.plan == "run down migration(s) or restore the D2 snapshot" and plan.gate == "E3"
+    # a DROP of what v1.0.0 reads, not undoable: no plan redeploys v1.0.0 over it
+    plan = rollback_plan(whole, "v1.0.0", None)
+    assert plan.status is Status.FAILED and plan.gate == "E2" and plan.redeploy_safe is False
+    assert "non-reversible: 20261102000000_drop: drops column d.title" in plan.summary
+    plan = rollback_plan(whole, "v1.0.0", {"status": "passed", "evidence": {"key": "snap-1"}})
+    assert plan.status is Status.PASSED and plan.plan == "restore the D2 snapshot before redeploying v1.0.0"
+    none = release_migrations(repo.path, "prisma", "prisma/migrations", "HEAD")
+    plan = rollback_plan(none, "HEAD", None)
+    assert plan.status is Status.PASSED and plan.plan == "redeploy previous app"
 
 
 def test_alembic_reversibility(tmp_path):
-    v = tmp_path / "versions"
-    v.mkdir()
-    (v / "a1_up.py").write_text(
-        'revision = "a1"\ndef upgrade():\n    op.add_column("t", c)\n'
-        'def downgrade():\n    op.drop_column("t", "c")\n'
+    repo = Repo(tmp_path)
+    repo.commit({"migrations/versions/a0_base.py": 'revision = "a0"\ndef upgrade():\n    pass\n'}, "base")
+    repo.git("tag", "v1")
+    repo.commit(
+        {
+            "migrations/versions/a1_up.py": 'revision = "a1"\ndown_revision = "a0"\ndef upgrade():\n'
+            '    op.add_column("t", c)\ndef downgrade():\n    op.drop_column("t", "c")\n',
+            "migrations/versions/a2_up.py": 'revision = "a2"\ndown_revision = "a1"\n'
+            'def upgrade():\n    pass\ndef downgrade():\n    """no."""\n    pass\n',
+        },
+        "two",
     )
-    (v / "a2_up.py").write_text(
-        'revision = "a2"\ndef upgrade():\n    pass\ndef downgrade():\n    """no."""\n    pass\n'
-    )
-    got = {r["name"]: r["reversible"] for r in classify_reversibility(tmp_path, "alembic")}
-    assert got == {"a1_up": True, "a2_up": False}
+    got = release_migrations(tmp_path, "alembic", "migrations", "v1")
+    assert {m.name: m.reading.reversible for m in got.migrations} == {"a1": True, "a2": False}
