@@ -117,8 +117,11 @@ def _version_probe(ctx: GateContext, env: dict[str, Any]) -> dict[str, Any]:
 
 
 def rollback_steps(ctx: GateContext) -> list[tuple[str, Callable[[], Outcome]]]:
-    """The rollback the plan calls for, as named actions: redeploy the previous version first (old
-    code runs on the expanded schema), then undo the schema when the migrations are reversible."""
+    """The rollback E2/E3's plan calls for, as named actions. With no migration run, a redeploy of
+    the previous version; when the previous version cannot run on the new schema, the schema is
+    undone first (down migration or the D2 snapshot), else the old code comes back first and the
+    schema follows; with no safe way back (unreadable migrations, nothing to restore) a failing
+    step that names why, never a redeploy into an outage."""
     from .deploy import deploy_and_verify
 
     env = ctx.env("production")
@@ -141,7 +144,9 @@ def rollback_steps(ctx: GateContext) -> list[tuple[str, Callable[[], Outcome]]]:
             return step()
         return deploy_and_verify(step, **_version_probe(ctx, env), expected=expected_version(env, prev_sha, prev_version)[0])
 
-    steps: list[tuple[str, Callable[[], Outcome]]] = [("rollback-redeploy", redeploy)]
+    redeploy_step: tuple[str, Callable[[], Outcome]] = ("rollback-redeploy", redeploy)
+    if "D3" not in ctx.release.state.actions:  # no migration ran: the schema is the previous one
+        return [redeploy_step]
     # the plan this release recorded at E3 is the one to follow (and needs no repository, so a
     # replay elsewhere shows the same steps); work it out now only when E3 has not settled
     recorded = ctx.release.result("E3")
@@ -152,20 +157,38 @@ def rollback_steps(ctx: GateContext) -> list[tuple[str, Callable[[], Outcome]]]:
             plan = rollback_plan(GateContext(ctx.release, "E3"))
         except Exception as exc:
             reason = scrub(f"{type(exc).__name__}: {exc}")[:200]
-            steps.append(("rollback-plan", lambda: Outcome.failed(f"cannot tell the rollback plan (E3): {reason}")))
-            return steps
-    if plan.evidence.get("applies") and plan.evidence.get("plan", "").startswith("run down"):
+            return [("rollback-plan", lambda: Outcome.failed(f"cannot tell the rollback plan (E3): {reason}"))]
+    ev = plan.evidence
+    undo, safe = ev.get("undo") or "", ev.get("redeploy_safe")
+    if plan.status is Status.INCONCLUSIVE or (safe is False and undo not in ("restore", "down-or-restore")):
+        # redeploying the previous version over a schema it may not run on is the outage this
+        # prevents: the rollback stops here, and a person decides
+        why = scrub(plan.summary)[:300]
+        return [("rollback-plan", lambda: Outcome.failed(f"no safe rollback: {why}"))]
+    undo_step: tuple[str, Callable[[], Outcome]] | None = None
+    if undo == "down-or-restore" or str(ev.get("plan", "")).startswith("run down"):
         if env["commands"]["migrate_down"]:
-            steps.append(("rollback-down-migration", lambda: command_action(ctx, "migrate_down")))
+            undo_step = ("rollback-down-migration", lambda: command_action(ctx, "migrate_down"))
         else:
+            undo_step = ("rollback-restore-snapshot", _restore(ctx))
+    elif undo == "restore":
+        undo_step = ("rollback-restore-snapshot", _restore(ctx))
+    if undo_step is None:
+        return [redeploy_step]
+    # the previous version cannot run on this schema: undo it first; otherwise the old code comes
+    # back first (it runs on the expanded schema) and the schema follows
+    return [undo_step, redeploy_step] if safe is False else [redeploy_step, undo_step]
 
-            def restore() -> Outcome:
-                from .backupstores import with_store
 
-                d2 = ctx.release.action_result("D2")
-                if not d2 or d2.get("status") != "passed":
-                    return Outcome.failed("no D2 snapshot recorded in this release to restore")
-                return with_store(ctx, lambda store: store.restore(d2.get("evidence", {})))
+def _restore(ctx: GateContext) -> Callable[[], Outcome]:
+    """Restore the snapshot D2 took in this release (never one of unknown origin)."""
 
-            steps.append(("rollback-restore-snapshot", restore))
-    return steps
+    def restore() -> Outcome:
+        from .backupstores import with_store
+
+        d2 = ctx.release.action_result("D2")
+        if not d2 or d2.get("status") != "passed":
+            return Outcome.failed("no D2 snapshot recorded in this release to restore")
+        return with_store(ctx, lambda store: store.restore(d2.get("evidence", {})))
+
+    return restore

@@ -241,7 +241,7 @@ def test_rollback_runs_only_when_asked_by_name_and_once(release, monkeypatch, tm
     table = release.rollback()
     # no previous tag in this repo: the redeploy step fails honestly and is journaled once
     assert table.rows[0].status is Status.FAILED and "previous release tag" in table.rows[0].summary
-    started = [e for e in release.journal.events if e.type == "action-started" and e.payload["action"] == "rollback-redeploy"]
+    started = [e for e in release.journal.events if e.type == "action-started" and e.payload["action"] == "rollback-plan"]
     assert len(started) == 1
 
 

@@ -202,7 +202,8 @@ def test_a_failing_rollback_step_makes_the_verdict_rollback_failed(release, tmp_
     assert state.verdict() == "rollback failed" and exit_code(state) == 1
     assert [i["title"] for i in state.incidents if i.get("severity") == "critical"]
     text = repr(state.table())
-    assert "Rollback" in text and "rollback-redeploy" in text  # `relnb status` shows it
+    # no previous tag, so no safe plan: the rollback stops at its plan instead of redeploying blind
+    assert "Rollback" in text and "rollback-plan" in text and "no safe rollback" in text  # `relnb status` shows it
     assert state.seal_blockers()[0][0] == "rollback"
 
 
@@ -238,7 +239,7 @@ def test_a_deploy_cut_off_by_a_crash_is_rolled_back_when_decided_in_advance(rele
     release.context = relnb.RunContext.from_env()
     assert release.act("D4").status is Status.INTERRUPTED
     table = release.rollback()
-    assert table.rows[0].title == "rollback-redeploy", table  # it ran (and fails: no previous tag)
+    assert table.rows[0].title == "rollback-plan", table  # it ran (and fails: no previous tag, no plan)
     assert "deploy" not in log.read_text().split()[2:]
     assert release.state.verdict() == "rollback failed"
 

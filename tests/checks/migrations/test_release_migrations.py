@@ -324,6 +324,30 @@ def test_with_a_d2_snapshot_the_plan_restores_before_redeploying(project) -> Non
     assert e3.evidence["undo"] == "restore" and e3.evidence["redeploy_safe"] is False
     assert "s3://backups/release-1.1.0.dump" in e3.summary
     assert e2.status is Status.PASSED and e2.evidence["applies"] is False and "redeploying v1.0.0 over it breaks" in e2.summary
+    # the rollback follows it: the schema is restored before the previous version comes back
+    r.action("D3", lambda: Outcome.passed("migrated"), confirmed=True)
+    _with_production(r)
+    assert [name for name, _ in rollback_steps(GateContext(r, "E3"))] == ["rollback-restore-snapshot", "rollback-redeploy"]
+
+
+def _with_production(r: Release) -> None:
+    cfg = r.config.root / "relnb.toml"
+    cfg.write_text(cfg.read_text() + '[environments.production]\nbase_url = "http://127.0.0.1:9"\n')
+    r.config = relnb.load_config(cfg)
+
+
+def test_without_a_snapshot_a_breaking_release_is_not_rolled_back_by_a_redeploy(project) -> None:
+    """Issue 19 item 14, the incident: the old version refused the newer schema and production
+    stayed down. With no way to undo the drop, the rollback stops at its plan and says why."""
+    r = project(DJANGO, DJANGO_V1, {"shop/migrations/0002_remove_customer_email.py": DJANGO_REMOVE_FIELD})
+    all_green(r)
+    r.journal.append("action-started", {"gate": "D3", "action": "D3", "attempt": 1})
+    r.journal.append("action-finished", {"gate": "D3", "action": "D3", "attempt": 1, "status": "passed", "summary": "migrated"})
+    _with_production(r)
+    steps = rollback_steps(GateContext(r, "E3"))
+    assert [name for name, _ in steps] == ["rollback-plan"]
+    out = steps[0][1]()
+    assert out.status is Status.FAILED and "no safe rollback" in out.summary and "RemoveField customer.email" in out.summary
 
 
 def test_rollback_steps_still_run_the_down_migration_of_a_reversible_release(project) -> None:
@@ -335,6 +359,10 @@ def test_rollback_steps_still_run_the_down_migration_of_a_reversible_release(pro
         DJANGO_V1, {"shop/migrations/0002_customer_nickname.py": DJANGO_ADD_NULLABLE},
     )
     r.config = relnb.load_config(r.config.root / "relnb.toml")
+    # before D3 ran, the schema is the previous release's: a redeploy is the whole rollback
+    assert [name for name, _ in rollback_steps(GateContext(r, "E3"))] == ["rollback-redeploy"]
+    r.journal.append("action-started", {"gate": "D3", "action": "D3", "attempt": 1})
+    r.journal.append("action-finished", {"gate": "D3", "action": "D3", "attempt": 1, "status": "passed", "summary": "migrated"})
     assert [name for name, _ in rollback_steps(GateContext(r, "E3"))] == ["rollback-redeploy", "rollback-down-migration"]
 
 
