@@ -12,14 +12,15 @@ import subprocess
 
 
 def run(
-    repo: str | os.PathLike[str], *args: str, timeout: float = 30
+    repo: str | os.PathLike[str], *args: str, timeout: float = 30, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """`git ARGS` in `repo`; when git cannot run or does not answer in time: exit 124, the reason
-    as stderr."""
+    """`git ARGS` in `repo` (with `env` added to the environment); when git cannot run or does not
+    answer in time: exit 124, the reason as stderr."""
     try:
         return subprocess.run(
             ["git", *args],
             cwd=str(repo),
+            env={**os.environ, **env} if env else None,
             capture_output=True,
             encoding="utf-8",
             errors="replace",  # a file git shows may not be UTF-8; the answer must still come back

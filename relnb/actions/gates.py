@@ -99,10 +99,20 @@ def git_tag(ctx: GateContext) -> Outcome:
     message = f"Release {version}\n\nrelnb release {ctx.release.id}: " + ", ".join(
         f"{n} {s}" for s, n in sorted(counts.items())
     )
-    made = git.run(repo, "tag", "-a", tag, sha, "-m", message)
+    made = git.run(repo, "tag", "-a", tag, sha, "-m", message, env=_tagger())
     if made.returncode != 0:
         return Outcome.failed(f"git tag failed: {scrub(made.stderr.strip())[:200]}", tag=tag, sha=sha)
     return Outcome.passed(f"created annotated tag {tag} at {sha[:12]}", tag=tag, sha=sha, created=True)
+
+
+def _tagger() -> dict[str, str]:
+    """The annotated tag is the release lead's record: signed by whoever runs the release, which
+    also works on a machine whose git has no identity configured (a CI runner, a fresh laptop)."""
+    from ..identity import whoami
+
+    who = whoami()
+    email = who.email or "relnb@localhost"
+    return {"GIT_COMMITTER_NAME": who.name, "GIT_COMMITTER_EMAIL": email}
 
 
 def _version_probe(ctx: GateContext, env: dict[str, Any]) -> dict[str, Any]:

@@ -335,3 +335,21 @@ def test_the_quickstart_seals_only_a_finished_release(tmp_path):
     assert second.returncode == 0, second.stdout + second.stderr
     state = relnb.read_state("1.0.0", root=repo.path)
     assert state.verdict() == "passed" and state.sealed is not None
+
+
+def test_f1_tags_on_a_machine_whose_git_has_no_identity(release, tmp_path, monkeypatch):
+    """Found by running CI with a new user's environment: `git tag -a` needs a committer, and a
+    fresh machine has none configured; the tag is the release lead's."""
+    from relnb.actions.gates import git_tag
+    from relnb.gatecontext import GateContext
+
+    monkeypatch.setenv("HOME", str(tmp_path / "empty-home"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for var in ("GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "EMAIL"):
+        monkeypatch.delenv(var, raising=False)
+    out = git_tag(GateContext(release, "F1"))
+    assert out.status is Status.PASSED, out.summary
+    tagger = subprocess.run(["git", "for-each-ref", "--format=%(taggeremail)", "refs/tags/v1.4.0"],
+                            cwd=release.config.root, capture_output=True, text=True).stdout.strip()
+    assert tagger == "<lead@example.org>"
