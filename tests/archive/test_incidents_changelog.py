@@ -142,6 +142,13 @@ def test_f3_section_from_real_history_line_by_line_and_idempotent(project):
     r.action("D2", lambda: Outcome.passed("snapshot"), confirmed=True)
     r.action("D3", lambda: Outcome.passed("migrated"), confirmed=True)
     r.action("D4", lambda: Outcome.passed("deployed"), confirmed=True)
+    # deployed is not shipped: F3 also waits for the monitoring window (issue 19 item 5)
+    waiting = r.action("F3", lambda: f3_changelog(GateContext(r, "F3")), confirmed=True)
+    assert waiting.status is Status.PENDING and "D7" in waiting.summary
+    assert not (project / "CHANGELOG.md").exists()
+    r.run("D5", lambda: Outcome.passed("production smoke passed"))
+    r.skip("D6", reason="no tokens")
+    r.run("D7", lambda: Outcome.passed("window clean"))
     res = r.action("F3", lambda: f3_changelog(GateContext(r, "F3")), confirmed=True)
     assert res.status is Status.PASSED, res.summary
     import datetime

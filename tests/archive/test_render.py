@@ -35,6 +35,9 @@ def archive_dir(tmp_path, monkeypatch):
                 "values": {"error_rate": 0.001 * (i % 4), "latency_p95": 0.2 + 0.01 * i},
             },
         )
+    # a failed gate stays failed in the archive: the release is sealed as abandoned, the only
+    # way an unfinished release is sealed (issue 19 item 5)
+    r.abandon(reason="DLQ growth: the fix ships in 1.1.1")
     r.close()
     archive_release("1.1.0", root=root)
     return root / "releases" / "1.1.0"

@@ -7,17 +7,18 @@ import shutil
 
 import pytest
 
+from relnb import Release
 from relnb.archive import archive_release, replay_archive
 from relnb.journal import JournalWriter, read_events
 
-from .builders import notebook_release, project_with_history, relnb
+from .builders import LEAD, NO_SERVICES, notebook_release, project_with_history, relnb
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     monkeypatch.setenv("RELNB_USER", "Lead <lead@example.org>")
     monkeypatch.delenv("RELNB_ROOT", raising=False)
-    return project_with_history(tmp_path / "proj")
+    return project_with_history(tmp_path / "proj", manual=NO_SERVICES)
 
 
 def _unshare_ok() -> bool:
@@ -39,6 +40,7 @@ def test_notebook_release_replays_identically_with_network_disabled(project):
         for ln in (d / "journal.jsonl").read_text().splitlines()
     }
     assert {"A1", "B2", "D2", "D3", "D4"} <= statuses  # the run reached production steps
+    assert json.loads((d / "manifest.json").read_text())["verdict"] == "passed"
     if not _unshare_ok():
         pytest.fail(
             "unshare -rn is needed to run the replay in a network namespace without interfaces"
@@ -79,15 +81,20 @@ def test_replay_reapplies_waivers_and_detects_a_record_the_notebook_cannot_produ
         {"gate": "D4", "action": "D4", "status": "passed", "summary": "deployed", "evidence": {}},
     )
     w.close()
-    archive_release("1.4.0", root=project)
+    # only a finished release is sealed (issue 19 item 5): the forged one is sealed as abandoned
+    forged = Release.open("1.4.0", root=project)
+    forged.abandon(reason="record edited by hand", by=LEAD)
+    forged.close()
+    assert archive_release("1.4.0", root=project).manifest["verdict"] == "abandoned"
     rep = replay_archive(project / "releases" / "1.4.0")
     assert not rep.identical
     assert ("D4", "passed", "pending") in rep.differences
 
     # a waived failure replays as waived, and the guard lets D proceed as it did live
-    archive_release("1.3.0", root=project)
+    assert archive_release("1.3.0", root=project).manifest["verdict"] == "passed"
     events = read_events(d / "journal.jsonl")
     assert any(e.type == "sign-off" for e in events)
+    assert [e.payload["gate"] for e in events if e.type == "waiver"] == ["A6"]
     rep = replay_archive(d)
     assert rep.identical, rep.summary + rep.output
 

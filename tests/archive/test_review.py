@@ -13,7 +13,7 @@ from relnb import Outcome, Release
 from relnb.archive import archive_release, read_index
 from relnb.archive.dora import dora_metrics, gate_failure_frequency
 
-from .builders import project_with_history
+from .builders import finish, project_with_history
 
 REVIEW = Path(__file__).resolve().parents[2] / "notebooks" / "review.py"
 
@@ -69,8 +69,12 @@ def test_review_notebook_headless_html_from_real_archives(tmp_path, monkeypatch)
     for rid, ok in (("1.1.0", True), ("1.2.0", False)):
         r = Release.create(rid, root=root)
         r.run("B6", lambda ok=ok: Outcome.passed("ok") if ok else Outcome.failed("stuck jobs"))
+        if ok:
+            finish(r)  # only a finished release is sealed (issue 19 item 5)
+        else:
+            r.abandon(reason="stuck jobs: the fix ships in 1.2.1")
         r.close()
-        archive_release(rid, root=root)
+        assert archive_release(rid, root=root).manifest["verdict"] == ("passed" if ok else "abandoned")
     assert set(read_index(root / "releases")) == {"1.1.0", "1.2.0"}
     out = tmp_path / "review.html"
     env = {
@@ -103,7 +107,9 @@ def test_list_stays_on_the_index(tmp_path, monkeypatch, n):
     monkeypatch.setenv("RELNB_USER", "Lead <lead@example.org>")
     root = project_with_history(tmp_path / "proj")
     for i in range(n):
-        Release.create(f"1.{i}.0", root=root).close()
+        r = Release.create(f"1.{i}.0", root=root)
+        r.abandon(reason="an empty release, sealed for the index")  # sealed only when finished
+        r.close()
         archive_release(f"1.{i}.0", root=root)
     cfg = load_config(root / "relnb.toml")
     for i in range(n):  # make the journals unreadable: list must not care

@@ -16,9 +16,10 @@ from relnb.archive import (
     read_index,
     verify_release_dir,
 )
+from relnb.archive.seal import NotFinished
 from relnb.redact import REDACTOR
 
-from .builders import project_with_history
+from .builders import finish, project_with_history
 from .builders import relnb as run_cli
 
 EXPECTED = {
@@ -41,9 +42,13 @@ def project(tmp_path, monkeypatch):
     return project_with_history(tmp_path / "proj")
 
 
-def build(project, rid="1.1.0"):
+def build(project, rid="1.1.0", *, finished=True):
+    """A release with a waived failure, an incident and samples; `finished` settles the rest
+    (only a finished release is sealed, issue 19 item 5)."""
     r = Release.create(rid, root=project)
     r.check("A1")
+    # B1 before the gates that depend on it: running it later would void B6's waiver
+    r.run("B1", lambda: Outcome.passed("staging serves the release SHA"))
     r.run("B5", lambda: Outcome.passed("5 smoke flows passed", flows=5))
     r.run("B6", lambda: Outcome.failed("extraction queue stuck: oldest job 12 min"))
     r.waive("B6", approver="Ops <ops@example.org>", reason="worker restarted, queue drained")
@@ -58,20 +63,31 @@ def build(project, rid="1.1.0"):
         r.journal.append(
             "sample", {"gate": "D7", "ts": 1000.0 + 5 * i, "values": {"error_rate": 0.002 * i}}
         )
+    if finished:
+        finish(r)
     r.close()
     return project / "releases" / rid
 
 
 def test_archive_writes_manifest_and_seals(project):
-    d = build(project)
+    d = build(project, finished=False)
+    # half-finished: not sealed, nothing written, the release stays open to be finished
+    with pytest.raises(NotFinished, match="not finished"):
+        archive_release("1.1.0", root=project)
+    assert sorted(os.listdir(d)) == [".lock", "journal.jsonl"]
+    r = Release.open("1.1.0", root=project)
+    finish(r)
+    r.close()
     res = archive_release("1.1.0", root=project)
     assert set(res.manifest["files"]) == EXPECTED
     manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["verdict"] == "passed"
     assert manifest["archived_by"]["email"] == "lead@example.org"
     assert manifest["relnb_version"] == relnb.__version__
     lines = (d / "journal.jsonl").read_text().splitlines()
     sealed = json.loads(lines[-1])
     assert sealed["type"] == "sealed" and sealed["prev"] == manifest["journal"]["head"]
+    assert sealed["payload"]["verdict"] == "passed"
     assert len(lines) - 1 == manifest["journal"]["events"]
     assert len(list((d / "samples.jsonl").read_text().splitlines())) == 6
     assert (
@@ -84,7 +100,7 @@ def test_archive_writes_manifest_and_seals(project):
     with pytest.raises(JournalSealed):
         r.note("one more thing")
     with pytest.raises(JournalSealed):
-        r.check("A1", rerun=True)
+        r.check("A1", rerun=True, reason="one more look")
     r.close()
     with pytest.raises(AlreadySealed):
         archive_release("1.1.0", root=project)
@@ -160,6 +176,7 @@ def test_registered_secret_blocks_sealing(project):
     r = Release.create("2.0.0", root=project)
     value = "s3cr3t-canary-value-42"
     r.note(f"debug dump: token={value}")  # journaled before the secret was known to the redactor
+    r.abandon(reason="debug release, never shipped")  # unfinished releases are sealed abandoned
     r.close()
     REDACTOR.register(value, "CANARY_TOKEN")
     try:
@@ -188,6 +205,7 @@ def test_registered_secret_blocks_sealing(project):
 def test_token_shapes_block_sealing(project, text, kind):
     r = Release.create("3.0.0", root=project)
     r.run("B5", lambda: Outcome.failed("smoke failed", body=text))
+    r.abandon(reason="smoke failed, the fix ships in 3.0.1")  # unfinished releases are sealed abandoned
     r.close()
     with pytest.raises(ArchiveBlocked) as exc:
         archive_release("3.0.0", root=project)

@@ -153,7 +153,8 @@ def test_reexecuting_cells_in_one_kernel_runs_actions_once(project, monkeypatch)
 
     monkeypatch.setenv("RELNB_SKIPS", "{}")
     so = project / "so.json"
-    so.write_text('{"B1": {"by": "Lead", "note": "main on staging"}}')
+    # a sign-off names a reachable person (issue 19 item 7): a bare "Lead" would leave B1 pending
+    so.write_text('{"B1": {"by": "Lead <lead@example.org>", "note": "main on staging"}}')
     monkeypatch.setenv("RELNB_SIGNOFFS", str(so))
     spec = importlib.util.spec_from_file_location("nb4", project / "notebooks" / "release-4.0.0.py")
     mod = importlib.util.module_from_spec(spec)

@@ -158,7 +158,7 @@ def test_an_installed_plugin_package_answers_gates_and_shows_in_status(redis_url
         # the same project without the package: C5 is relnb's own again (no Prometheus: not configured)
         subprocess.run([py, "-m", "pip", "uninstall", "-q", "-y", "acme-relnb"], env=env, check=True, capture_output=True)
         again = subprocess.run(
-            [py, "-c", "import relnb; r = relnb.Release.open('1.0.0'); print(r.check('C5', rerun=True).summary)"],
+            [py, "-c", "import relnb; r = relnb.Release.open('1.0.0'); print(r.check('C5', rerun=True, reason='plug-in removed').summary)"],
             cwd=project, env=env, capture_output=True, text=True,
         )
         assert "not configured: environments.production.observability.prometheus_url" in again.stdout, again.stderr

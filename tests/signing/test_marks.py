@@ -63,6 +63,15 @@ def _waive_as_bob(root: Path, monkeypatch: pytest.MonkeyPatch, key: Path | None)
     r.close()
 
 
+def _abandon_as_alice(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a finished release is sealed (issue 19 item 5): this one, with B7 waived but most
+    gates never run, is given up by its lead, with a reason, and sealed as "abandoned"."""
+    monkeypatch.setenv("RELNB_USER", f"Alice <{ALICE}>")
+    r = Release.open("1.0.0", root=root)
+    r.abandon(reason="rehearsal of the approval marks; 1.0.1 ships")
+    r.close()
+
+
 def _review_page(root: Path, tmp: Path) -> str:
     out = tmp / "review.html"
     env = {**os.environ, "RELNB_RELEASES_DIR": str(root / "releases"), "HOME": str(tmp)}
@@ -121,6 +130,7 @@ def test_unsigned_release_is_marked_everywhere(repo: Repo, tmp_path: Path, monke
     assert f"B7 waived by Bob <{BOB}> [UNSIGNED]: known poison messages" in timeline
 
     # archived: HTML page, ipynb timeline, `relnb show` from the archive summary, review
+    _abandon_as_alice(root, monkeypatch)
     sealed = cli("archive", "1.0.0", cwd=root)
     assert sealed.returncode == 0, sealed.stdout + sealed.stderr
     d = root / "releases" / "1.0.0"
@@ -142,6 +152,7 @@ def test_signed_release_names_principal_and_key(repo: Repo, keys, tmp_path: Path
     root = _project(repo, "[signing]\nenabled = true\n")
     _record(root, monkeypatch, keys.priv("alice"))
     _waive_as_bob(root, monkeypatch, keys.priv("bob"))
+    _abandon_as_alice(root, monkeypatch)
     sealed = cli("archive", "1.0.0", cwd=root, env={"RELNB_SIGNING_KEY": str(keys.priv("alice"))})
     assert sealed.returncode == 0, sealed.stdout + sealed.stderr
 

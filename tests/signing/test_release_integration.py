@@ -52,6 +52,10 @@ def test_signed_sign_off_four_eyes_and_verify(repo, keys, monkeypatch, tmp_path)
     ev = r.journal.events[-1]
     assert ev.payload["approval"]["principal"] == ALICE
     assert res.evidence["sign_off"]["by"]["key"].startswith("SHA256:")
+    # C3 judges the migration A3 reviewed: it waits for A3's (signed) sign-off
+    assert r.run("C3", lambda: Outcome.failed("rewrite of documents")).status is relnb.Status.PENDING
+    r.request_sign_off("A3", submitted="one migration: documents.pages, reviewed")
+    assert r.journal.events[-1].payload["approval"]["principal"] == ALICE
     r.run("C3", lambda: Outcome.failed("rewrite of documents"))
     with pytest.raises(SigningRefused):  # the release lead waiving their own failure
         r.waive("C3", approver=f"Alice <{ALICE}>", reason="small table")
@@ -59,6 +63,10 @@ def test_signed_sign_off_four_eyes_and_verify(repo, keys, monkeypatch, tmp_path)
     r.close()
     r = _release(root, monkeypatch, BOB, keys.priv("bob"))
     assert r.waive("C3", approver=f"Bob <{BOB}>", reason="table has 200 rows").status is relnb.Status.WAIVED
+    r.close()
+    # only a finished release is sealed (issue 19 item 5): this one is given up by its lead
+    r = _release(root, monkeypatch, ALICE, keys.priv("alice"))
+    r.abandon(reason="signing rehearsal; the changes ship in 1.0.1")
     r.close()
 
     env = {**os.environ, "RELNB_SIGNING_KEY": str(keys.priv("alice")), "RELNB_USER": f"Alice <{ALICE}>"}

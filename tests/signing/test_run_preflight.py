@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..core.helpers import commit
+from ..core.helpers import commit, git
 from .conftest import ALICE, BOB, Keys, Repo
 
 RELNB = [sys.executable, "-m", "relnb.cli"]
@@ -40,6 +40,9 @@ def relnb(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproces
 
 
 def _project(repo: Repo) -> Path:
+    # the previous release, so that A3/A4 have evidence to sign off: a sign-off never settles a
+    # gate whose evidence is inconclusive ("no previous release tag"), issue 19 item 1
+    git(repo.path, "tag", "v0.9.0", repo.sha_before)
     commit(repo.path, {"relnb.toml": CONFIG}, "relnb config")
     new = relnb("new", "1.0.0", cwd=repo.path)
     assert new.returncode == 0, new.stdout + new.stderr
