@@ -165,8 +165,13 @@ class Decisions(StepRunner):
         if self.state.abandoned is not None:
             return self.state.abandoned
         who = require_email(Identity.parse(by) if by else whoami(), f"abandoning release {self.id}")
+        grant = self._approval("abandon", None, reason.strip())
+        if grant:
+            who = Identity.parse(grant.identity)
         return self.journal.append(
-            "abandoned", {"by": who.to_dict(), "reason": reason.strip(), "verdict_before": self.state.verdict()}
+            "abandoned",
+            {"by": who.to_dict(), "reason": reason.strip(), "verdict_before": self.state.verdict(),
+             **(grant.payload() if grant else {})},
         ).payload
 
     def incident(

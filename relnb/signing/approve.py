@@ -273,7 +273,7 @@ def _refuse_if_violating(
 
 
 def _event_type(kind: str) -> str:
-    return {"force": "gate-started", "promote": "promotion-approved", "seal": "sealed"}.get(
+    return {"force": "gate-started", "promote": "promotion-approved", "seal": "sealed", "abandon": "abandoned"}.get(
         kind, kind
     )
 

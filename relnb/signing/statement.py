@@ -31,7 +31,7 @@ from ..journal import Event, canonical, utcnow
 
 STATEMENT_VERSION = 1
 NAMESPACE = "relnb"
-KINDS = ("sign-off", "waiver", "skip", "force", "seal", "promote")
+KINDS = ("sign-off", "waiver", "skip", "force", "seal", "promote", "abandon")
 PRESIGNABLE = ("sign-off", "waiver", "skip", "force", "promote")
 # Journal event type recording a production-promotion approval (four-eyes, min approvers).
 PROMOTION_EVENT = "promotion-approved"
@@ -87,6 +87,8 @@ def event_kind(event: Event | Mapping[str, Any]) -> str | None:
         return "force"
     if type_ == "sealed":
         return "seal"
+    if type_ == "abandoned":  # it lets an unfinished release be sealed: as accountable as a waiver
+        return "abandon"
     if type_ == PROMOTION_EVENT:
         return "promote"
     return None
@@ -108,6 +110,8 @@ def event_fields(event: Event | Mapping[str, Any]) -> dict[str, Any]:
         }
     if kind == "seal":
         return {"kind": kind, "gate": None, "text": p.get("manifest_sha256") or ""}
+    if kind == "abandon":
+        return {"kind": kind, "gate": None, "text": p.get("reason") or ""}
     raise ValueError(f"event type {type_!r} carries no approval")
 
 

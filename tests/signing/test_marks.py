@@ -174,4 +174,4 @@ def test_signed_release_names_principal_and_key(repo: Repo, keys, tmp_path: Path
     assert "4 signed" in page and "UNSIGNED" not in page and f"signed by {BOB}" in page
     verify = cli("verify", "1.0.0", cwd=root)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert "5 validly signed, 0 unsigned" in verify.stdout  # four approvals and the seal
+    assert "6 validly signed, 0 unsigned" in verify.stdout  # four approvals, the abandonment and the seal
