@@ -30,5 +30,5 @@ def test_the_example_config_loads_and_names_what_exists():
     for path in [*project["deploy_artifacts"], *project["env_templates"], *config.data["smoke"]["files"], "conf/configuration.py"]:
         assert (EXAMPLE / path).is_file(), path
     signoffs = relnb.load_sign_offs_file(EXAMPLE / "sign-offs.json")
-    assert sorted(signoffs) == ["A3", "A4", "A5", "A6"]
+    assert sorted(signoffs) == ["A2", "A3", "A4", "A5", "A6"]
     assert tomllib.loads((EXAMPLE / "relnb-flows.toml").read_text())["flows"].keys() >= set(config.data["smoke"]["staging"])
