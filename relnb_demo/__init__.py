@@ -33,5 +33,6 @@ if _missing:
     )
 
 from .driver import run_demo  # noqa: E402 (after the check, so the message comes first)
+from .faults import list_faults  # noqa: E402
 
-__all__ = ["run_demo"]
+__all__ = ["list_faults", "run_demo"]

@@ -11,8 +11,13 @@ fail_extraction hit only the big seeded tenant's requests and jobs — the reali
 slow/broken for the largest customer" case — so smoke flows on fresh workspaces keep passing
 while traffic metrics show the damage; `scope: "all"` applies them to every request.
 
-Run: `python -m relnb_demo.app --env staging --port 8081 --version 1.1.0 --sha <40 hex>` with
-DATABASE_URL, REDIS_URL, QUEUE_PREFIX, OIDC_ISSUER, ADMIN_TOKEN, CORS_ORIGINS in the environment.
+Its routes are the build's routing table (the commit's src/docflow/routes.py, passed as
+`--routes`), so an image serves what its commit says, undocumented routes included.
+
+Run: `python -m relnb_demo.app --env staging --port 8081 --version 1.1.0 --sha <40 hex> --routes
+'[["GET", "/health", "health"], ...]'` with DATABASE_URL, REDIS_URL, QUEUE_PREFIX, OIDC_ISSUER
+(from 1.1.0 on also read as KEYCLOAK_ISSUER_URL, the name of infra/docker/env.vps.example),
+ADMIN_TOKEN, CORS_ORIGINS in the environment.
 """
 
 from __future__ import annotations
@@ -44,35 +49,26 @@ from .settings import (
     Settings,
 )
 
-_BASE_ROUTES = [
-    ("GET", "/health"),
-    ("GET", "/version"),
-    ("GET", "/me"),
-    ("POST", "/workspaces"),
-    ("POST", "/workspaces/{id}/invites"),
-    ("POST", "/invites/{token}/accept"),
-    ("POST", "/documents"),
-    ("GET", "/documents/{id}"),
-    ("GET", "/metrics"),
-    ("GET", "/_admin/faults"),
-    ("POST", "/_admin/faults"),
-]
 
-
-def has_analytics(version: str) -> bool:
+def is_at_least(version: str, major: int, minor: int) -> bool:
     parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
-    return parts >= (1, 1)
+    return parts >= (major, minor)
 
 
-def served_routes(version: str) -> list[str]:
-    """`METHOD /path` of every route this version serves (the A2 check's explicit route list)."""
-    routes = list(_BASE_ROUTES)
-    if has_analytics(version):
-        routes.append(("GET", "/analytics/summary"))
-    return [f"{m} {p}" for m, p in routes]
+def writes_accepted_by(version: str) -> bool:
+    """1.0.0 records who accepted an invite on the invite; from 1.1.0 the membership row it
+    creates says so and the column is left alone (to be dropped once 1.0.0 is gone for good)."""
+    return not is_at_least(version, 1, 1)
 
 
-def make_app(settings: Settings) -> Any:
+def served_routes(routes: list[tuple[str, str, str]]) -> list[str]:
+    """`METHOD /path` of every route in a routing table (relnb_demo.repo.routes_at)."""
+    return [f"{m} {p}" for m, p, _handler in routes]
+
+
+def make_app(settings: Settings, routes: list[tuple[str, str, str]]) -> Any:
+    """The API serving `routes` (method, path, handler name): the build's own routing table
+    (its commit's src/docflow/routes.py), so what it serves is what that commit says."""
     import jwt
     import redis
     from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -282,11 +278,18 @@ def make_app(settings: Settings) -> Any:
 
         def tx() -> int | None:
             with pool.connection() as conn, conn.transaction():
-                row = conn.execute(
-                    "update invites set accepted_at = now(), accepted_by = %s"
-                    " where token = %s and accepted_at is null returning workspace_id",
-                    (user["sub"], token),
-                ).fetchone()
+                if writes_accepted_by(settings.version):
+                    row = conn.execute(
+                        "update invites set accepted_at = now(), accepted_by = %s"
+                        " where token = %s and accepted_at is null returning workspace_id",
+                        (user["sub"], token),
+                    ).fetchone()
+                else:
+                    row = conn.execute(
+                        "update invites set accepted_at = now()"
+                        " where token = %s and accepted_at is null returning workspace_id",
+                        (token,),
+                    ).fetchone()
                 if row is None:
                     return None
                 conn.execute(
@@ -357,6 +360,24 @@ def make_app(settings: Settings) -> Any:
             out["error"] = error
         return JSONResponse(out)
 
+    async def set_document_language(request: Request) -> Response:
+        user = user_of(request)
+        doc = as_int(request.path_params["id"], "document id")
+        language = str((await body_json(request)).get("language") or "").strip()
+        if not 2 <= len(language) <= 8:
+            raise HTTPError(400, "language is required (a BCP 47 tag, e.g. de or pt-BR)")
+        rows = await db(
+            "update documents d set language = %s, updated_at = now() from memberships m"
+            " where d.id = %s and m.workspace_id = d.workspace_id and m.user_sub = %s"
+            " returning d.id, d.workspace_id",
+            language,
+            doc,
+            user["sub"],
+        )
+        if not rows:
+            raise HTTPError(404, "document not found")
+        return JSONResponse({"id": rows[0][0], "workspace_id": rows[0][1], "language": language})
+
     async def analytics(request: Request) -> Response:
         user = user_of(request)
         raw = request.query_params.get("workspace_id")
@@ -411,20 +432,29 @@ def make_app(settings: Settings) -> Any:
             current = await run_in_threadpool(faults.get, 0)
         return JSONResponse(current)
 
-    routes = [
-        Route("/health", health),
-        Route("/version", version),
-        Route("/me", me),
-        Route("/workspaces", create_workspace, methods=["POST"]),
-        Route("/workspaces/{id}/invites", invite, methods=["POST"]),
-        Route("/invites/{token}/accept", accept, methods=["POST"]),
-        Route("/documents", upload, methods=["POST"]),
-        Route("/documents/{id}", get_document),
-        Route("/metrics", metrics),
-        Route("/_admin/faults", admin_faults, methods=["GET", "POST"]),
+    handlers = {
+        "health": health,
+        "version": version,
+        "me": me,
+        "create_workspace": create_workspace,
+        "invite": invite,
+        "accept": accept,
+        "upload": upload,
+        "get_document": get_document,
+        "set_document_language": set_document_language,
+        "analytics": analytics,
+        "metrics": metrics,
+        "admin_faults": admin_faults,
+    }
+    unknown = sorted({h for _m, _p, h in routes} - set(handlers))
+    if unknown:  # a build whose table names code it does not have does not start
+        raise SystemExit(f"docflow api: routing table names unknown handler(s): {', '.join(unknown)}")
+    methods: dict[tuple[str, str], list[str]] = {}
+    for method, path, name in routes:
+        methods.setdefault((path, name), []).append(method)
+    starlette_routes = [
+        Route(path, handlers[name], methods=ms) for (path, name), ms in methods.items()
     ]
-    if has_analytics(settings.version):
-        routes.append(Route("/analytics/summary", analytics))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPError)
@@ -443,7 +473,7 @@ def make_app(settings: Settings) -> Any:
             await q.close()
             await run_in_threadpool(pool.close)
 
-    inner = Starlette(routes=routes, exception_handlers={HTTPError: http_error}, lifespan=lifespan)
+    inner = Starlette(routes=starlette_routes, exception_handlers={HTTPError: http_error}, lifespan=lifespan)
     return DocflowMiddleware(inner, settings, faults, requests_total, duration)
 
 
@@ -469,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sha", required=True)
     parser.add_argument("--parent-pid", type=int, default=0)
     parser.add_argument("--faults", default="{}", help="JSON fault settings to apply at start")
+    parser.add_argument(
+        "--routes", required=True, help="JSON routing table of the build: [[method, path, handler], ...]"
+    )
     args = parser.parse_args(argv)
     if args.parent_pid:
         _watch_parent(args.parent_pid)
@@ -478,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         import redis
 
         FaultStore(redis.Redis.from_url(settings.redis_url), settings.env).set(initial)
-    app = make_app(settings)
+    app = make_app(settings, [tuple(r) for r in json.loads(args.routes)])
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
     return 0
 

@@ -98,11 +98,18 @@ class PrometheusService(BinaryService):
     binary = "prometheus"
 
     def __init__(
-        self, workdir: Path, targets: Mapping[str, str], alertmanager: str | None = None
+        self,
+        workdir: Path,
+        targets: Mapping[str, str],
+        alertmanager: str | None = None,
+        rules_suffix: str = ".yml",
     ) -> None:
         super().__init__(workdir)
         self.targets = dict(targets)  # environment -> host:port
         self.alertmanager = alertmanager
+        # prometheus.yml loads rules/*.yml; a rules file saved as .yaml (no-alert-rules) matches
+        # no pattern, and Prometheus then starts with no alert rule at all, without an error
+        self.rules_suffix = rules_suffix
 
     def rules_text(self) -> str:
         rules = "".join(
@@ -112,7 +119,7 @@ class PrometheusService(BinaryService):
         )
         return f"groups:\n  - name: docflow\n    rules:\n{rules}"
 
-    def config_text(self, rules_path: Path | None = None) -> str:
+    def config_text(self, rules_glob: Path | None = None) -> str:
         jobs = []
         for env, target in self.targets.items():
             jobs.append(
@@ -123,8 +130,8 @@ class PrometheusService(BinaryService):
                 f"        labels: {{environment: {env}, service: api}}\n"
             )
         text = "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        if rules_path is not None:
-            text += f"rule_files:\n  - {json.dumps(str(rules_path))}\n"
+        if rules_glob is not None:
+            text += f"rule_files:\n  - {json.dumps(str(rules_glob))}\n"
         if self.alertmanager:
             text += (
                 "alerting:\n  alertmanagers:\n    - static_configs:\n"
@@ -134,11 +141,10 @@ class PrometheusService(BinaryService):
 
     def start(self) -> None:
         root = self.workdir / "prometheus"
-        root.mkdir(parents=True, exist_ok=True)
-        rules = root / "docflow-alerts.yml"
-        rules.write_text(self.rules_text())
+        (root / "rules").mkdir(parents=True, exist_ok=True)
+        (root / "rules" / f"docflow-alerts{self.rules_suffix}").write_text(self.rules_text())
         cfg = root / "prometheus.yml"
-        cfg.write_text(self.config_text(rules))
+        cfg.write_text(self.config_text(root / "rules" / "*.yml"))
         self.port = free_port()
         self._launch(
             [

@@ -11,7 +11,7 @@ from . import repo as demo_repo
 from .app import served_routes
 from .debian import ALERT_RULES
 from .oidc import API_AUDIENCE, CLIENT_ID, REALM
-from .repo import env_keys
+from .repo import env_keys, routes_at
 from .settings import QUEUE_NAME
 from .topology import (
     IMAGE_REPOSITORIES,
@@ -91,6 +91,8 @@ class Description:
                 "region": self.s3.region,
                 "latest_backup_key": st.backup_key,
             }
+            if env == "production":  # C2 restores production's newest backup here to prove it
+                s3["restore_test_database_url"] = self.restore_test_url
             values = {
                 "owner_token": owner,
                 "member_token": member,
@@ -111,7 +113,7 @@ class Description:
                 "version_path": "/version",
                 "version_field": "sha",
                 "running": {"version": st.version, "sha": st.sha},
-                "routes": served_routes(st.version),
+                "routes": served_routes(routes_at(repo, st.sha)),
                 "frontends": frontends_for(env),
                 "oidc": {
                     "issuer": self.oidc.issuer,
@@ -135,6 +137,8 @@ class Description:
                     else None
                 ),
                 "admin_token": st.admin_token,
+                # the DSN of docflow's error tracking (the stack's Sentry-compatible ingest)
+                "error_tracking_dsn": self.error_tracker.dsn(env) if self.errors_server else None,
                 "owner_token": owner,
                 "member_token": member,
                 "env_var_names": names,
@@ -169,6 +173,8 @@ class Description:
             "new_migration": self.repo.new_migration,
             "ci_command": f"{py} -m pytest -q",
             "openapi": "openapi.yaml",
+            # the routing table as an ASGI router, importable with src/ on the path (A2's source)
+            "routes_app": "docflow.routes:app",
             "migrations_dir": "prisma/migrations",
             "runbooks": [
                 "ApplicationDevDocuments/DeploymentRunbook.MD",
@@ -201,6 +207,8 @@ class Description:
             "environments": out_envs,
             "env_vars": env_vars,
             "faults": [str(f) for f in self.faults],
+            # processes that exited while coming up and were restarted (what an on-call is told)
+            "crashes": list(self.crashes),
             "startup_seconds": self.startup_seconds,
             # who approves: principal, roles and the *path* of each private key (never its bytes)
             "signing": {

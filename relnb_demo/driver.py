@@ -123,6 +123,7 @@ def project_config(d: dict[str, Any], window: str) -> tuple[dict[str, Any], dict
                 "region": e["s3"]["region"],
                 "access_key_env": f"RELNB_DEMO_{op}_S3_ACCESS_KEY",
                 "secret_key_env": f"RELNB_DEMO_{op}_S3_SECRET_KEY",
+                **_restore_test(e, env_vars),
             },
             "metrics": metrics,
             "registry": {"url": e["registry"]["url"], "repositories": e["registry"]["repositories"]}
@@ -162,8 +163,8 @@ def project_config(d: dict[str, Any], window: str) -> tuple[dict[str, Any], dict
                 "error_tracking_dsn_env": f"RELNB_DEMO_{op}_ERROR_DSN",
                 "settle": "20s",
             }
-            # docflow reports errors Sentry-style; the demo has no collector, only the setting C5 checks
-            env_vars[f"RELNB_DEMO_{op}_ERROR_DSN"] = f"http://docflow-{name}@127.0.0.1:9/1"
+            # docflow's error tracking: the stack's Sentry-compatible ingest, which C5 probes
+            env_vars[f"RELNB_DEMO_{op}_ERROR_DSN"] = e["error_tracking_dsn"]
     env_vars["RELNB_DEMO_SHADOW_DATABASE_URL"] = _admin_url(
         d["environments"]["production"]["database_url"]
     )
@@ -175,6 +176,8 @@ def project_config(d: dict[str, Any], window: str) -> tuple[dict[str, Any], dict
             "previous_tag": d["previous_tag"],
             "runbooks": d["runbooks"],
             "openapi": d["openapi"],
+            # what the code at a commit serves: docflow's routing table (src/docflow/routes.py)
+            "routes": {"app": d["routes_app"], "python_path": ["src"]},
             "migrations_dir": d["migrations_dir"],
             "migrations_kind": "prisma",
             "schema_paths": ["prisma/schema.prisma"],
@@ -205,6 +208,17 @@ def project_config(d: dict[str, Any], window: str) -> tuple[dict[str, Any], dict
     return config, env_vars
 
 
+def _restore_test(e: dict[str, Any], env_vars: dict[str, str]) -> dict[str, Any]:
+    """C2 restores the newest backup into a scratch database: a dump that does not restore (cut
+    off, corrupt) is no backup, however recent and large it is."""
+    url = e["s3"].get("restore_test_database_url")
+    if not url:
+        return {}
+    env_vars[RESTORE_TEST_ENV] = url
+    return {"restore_test": True, "restore_test_database_url_env": RESTORE_TEST_ENV}
+
+
+RESTORE_TEST_ENV = "RELNB_DEMO_RESTORE_TEST_DATABASE_URL"
 STAGING_FLOWS = ("login_me", "create_workspace", "invite_accept", "upload_extraction", "analytics_summary")
 PRODUCTION_FLOWS = ("health", "login_me", "create_workspace", "upload_extraction")
 
@@ -246,6 +260,36 @@ def presign_approvals(
             project_release_lead=config.project.get("release_lead"),
         )
     return out
+
+
+def crash_title(crash: dict[str, Any]) -> str:
+    return (
+        f"{crash['process']} ({crash['environment']}, {crash['version']}) exited with "
+        f"{crash['exit_code']} while starting and was restarted"
+    )
+
+
+def record_crash(release: Any, crash: dict[str, Any], who: str) -> None:
+    """What docflow's on-call does with a crash the restart policy hid: an incident in the
+    release's journal, with the process's last words. Its regression test is for whoever fixes
+    the cause to link (F2 waits for it)."""
+    previous = os.environ.get("RELNB_USER")
+    os.environ["RELNB_USER"] = who  # recorded by the release lead, as in the run
+    try:
+        release.incident(
+            crash_title(crash),
+            severity="minor",
+            evidence={k: crash[k] for k in ("environment", "process", "version", "exit_code", "log_tail")},
+            started_at=crash["at"],
+            ended_at=crash["at"],
+            gate=None,
+            follow_up="find why it crashed, fix it, and link the regression test to this incident",
+        )
+    finally:
+        if previous is None:
+            os.environ.pop("RELNB_USER", None)
+        else:
+            os.environ["RELNB_USER"] = previous
 
 
 def _tool(name: str) -> str:
@@ -351,13 +395,19 @@ def run_demo(
         shutil.copyfile(review_notebook(), project / "notebooks" / "review.py")  # for the reviewer
         lead = _signer(d, "lead")
         lead_identity = f"{lead['name']} <{lead['principal']}>"
-        Release.create(
+        release = Release.create(
             version,
             notebook=str(nb.relative_to(project)),
             template_sha256=sha,
             config=config,
             author=lead_identity,
-        ).close()
+        )
+        try:
+            for crash in d["crashes"]:
+                emit(f"relnb demo: on-call records an incident: {crash_title(crash)}")
+                record_crash(release, crash, lead_identity)
+        finally:
+            release.close()
         skips = {"D1": "demo: no risky migration needs safe mode"}
         approvals = presign_approvals(d, config, version, skips)
         emit(
@@ -372,7 +422,8 @@ def run_demo(
             # the lead's standing decision for this release: roll back if production fails
             confirm=["ALL", "ROLLBACK-ON-FAILURE"],
             skips=skips,
-            window=window,
+            # no `window=`: the project's relnb.toml has the demo's window as its configured one,
+            # so no gate is shortened below its configuration (that would be a rehearsal to waive)
             # the lead runs the release and signs the seal with their key (a path, never bytes)
             extra_env={"RELNB_USER": lead_identity, "RELNB_SIGNING_KEY": lead["key"]},
             approvals=approvals,

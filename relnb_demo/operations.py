@@ -26,7 +26,11 @@ class Operations:
     """Mixed into DemoStack: the operations its deploy and rollback scripts reach."""
 
     def backup(self, env: str) -> str:
-        """pg_dump (custom format) of the environment's database into the S3 backup bucket."""
+        """pg_dump (custom format) of the environment's database into the S3 backup bucket.
+
+        truncated-backup: production's dump job is cut off mid-way (killed for memory), and the
+        upload step ships the part it has, as a cron job piping pg_dump into `aws s3 cp` does.
+        """
         st = self.envs[env]
         dump = subprocess.run(
             [
@@ -42,7 +46,10 @@ class Operations:
         )
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         key = f"{env}/docflow-{env}-{stamp}-{uuid.uuid4().hex[:6]}.dump"
-        self.s3.upload(key, dump.stdout)
+        body = dump.stdout
+        if self.has_fault("truncated-backup", env):
+            body = body[: len(body) * 2 // 5]
+        self.s3.upload(key, body)
         return key
 
     def push_images(self, version: str, sha: str) -> dict[str, str]:
@@ -55,6 +62,37 @@ class Operations:
         }
         self.images[version] = out
         return out
+
+    def delete_images(self, version: str) -> None:
+        """Delete the images tagged `version` from the registry, as a retention policy that keeps
+        only recent tags does (missing-previous-image)."""
+        import httpx
+
+        assert self.registry is not None
+        for repo, digest in self.images.pop(version).items():
+            r = httpx.delete(f"{self.registry.url}/v2/{repo}/manifests/{digest}", timeout=10)
+            if r.status_code != 202:
+                raise RuntimeError(f"registry delete {repo}@{digest}: HTTP {r.status_code} {r.text[:200]}")
+
+    def pull_images(self, version: str) -> None:
+        """What `docker compose pull` does before a deploy: every image of `version` must be in
+        the registry, or the deploy stops here (no registry running: nothing to pull from)."""
+        import httpx
+
+        from .images import MANIFEST_ACCEPT
+
+        if self.registry is None:
+            return
+        for repo in IMAGE_REPOSITORIES.values():
+            r = httpx.head(
+                f"{self.registry.url}/v2/{repo}/manifests/{version}",
+                headers={"Accept": MANIFEST_ACCEPT},
+                timeout=10,
+            )
+            if r.status_code != 200:
+                raise RuntimeError(
+                    f"pull {self.registry.address}/{repo}:{version}: manifest unknown (HTTP {r.status_code})"
+                )
 
     def deploy(self, env: str, version: str, sha: str) -> dict[str, Any]:
         """Replace the environment's API + workers with `version` at `sha` (same URL)."""
@@ -86,15 +124,22 @@ class Operations:
                 sha = (
                     self.repo.previous_sha
                 )  # the deploy "succeeds" but the old build keeps running
+            self.pull_images(version)
+            if env == "production" and is_new and self.has_fault("rollback-fails", "production"):
+                # the 1.1.0 deploy rewrites production's env file from the template, whose issuer
+                # variable 1.0.0 does not read: from now on 1.0.0 cannot start there
+                st.issuer_var = "KEYCLOAK_ISSUER_URL"
             previous = (st.version, st.sha)
             old = [*st.workers, st.api]
             with concurrent.futures.ThreadPoolExecutor(4) as pool:
                 list(pool.map(lambda p: p and p.stop(), old))
             st.deploys += 1
-            st.history.append(previous)
             self._launch(st, version, sha, faults)
             self._record_pids()
             self._wait_healthy(st)
+            # only a deploy that came up is one to roll back from (a failed one changed nothing
+            # a rollback could return to: the next rollback aims at the same version again)
+            st.history.append(previous)
             return {
                 "env": env,
                 "version": version,

@@ -12,12 +12,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from .faults import faults_key
 from .services import (
     ManagedProcess,
+    ProcessExited,
     wait_until,
 )
 from .topology import (
@@ -37,6 +39,9 @@ def _bounded(fn: Any, timeout: float) -> None:
 def _quiet(fn: Any) -> None:
     with contextlib.suppress(Exception):
         fn()
+
+
+RESTARTS = 2  # a process that exits while an environment comes up is started again this often
 
 
 class Processes:
@@ -94,6 +99,7 @@ class Processes:
             self.alertmanager,
             self.registry,
             self.control,
+            self.errors_server,
             self.oidc_server,
             self.s3,
         ):
@@ -159,7 +165,7 @@ class Processes:
                 "DATABASE_URL": st.database_url,
                 "REDIS_URL": st.redis_url,
                 "QUEUE_PREFIX": st.queue_prefix,
-                "OIDC_ISSUER": self.oidc.issuer,
+                st.issuer_var: self.oidc.issuer,
                 "ADMIN_TOKEN": st.admin_token,
                 "CORS_ORIGINS": ",".join(fe["origin"] for fe in frontends_for(st.name)),
             }
@@ -168,6 +174,11 @@ class Processes:
 
     def _launch(self, st: EnvState, version: str, sha: str, faults: dict[str, Any]) -> None:
         import redis
+
+        from .repo import routes_at
+
+        assert self.repo
+        routes = routes_at(self.repo.path, sha)  # what the image built from `sha` serves
 
         client = redis.Redis.from_url(st.redis_url, socket_timeout=3)
         try:
@@ -195,6 +206,8 @@ class Processes:
                 version,
                 "--sha",
                 sha,
+                "--routes",
+                json.dumps(routes),
                 "--parent-pid",
                 str(os.getpid()),
             ],
@@ -225,14 +238,42 @@ class Processes:
         st.version, st.sha = version, sha
 
     def _wait_healthy(self, st: EnvState, timeout: float = 60) -> None:
+        """Wait until the API answers with the SHA and every worker is ready. A process that
+        exits meanwhile is started again, RESTARTS times at most (the compose file's `restart:
+        unless-stopped`, bounded so that a crash loop fails the deploy); each crash is kept in
+        `self.crashes`, as a container runtime's restart count and last logs would be."""
         import httpx
 
+        restarts: dict[str, int] = {}
+
+        def revive(p: ManagedProcess) -> ManagedProcess:
+            if p.alive():
+                return p
+            code = p.proc.returncode
+            n = restarts.get(p.name, 0)
+            what = f"API {st.name}" if p is st.api else f"worker {p.name}"
+            if n >= RESTARTS:
+                times = f" ({n + 1} times; exit {code})" if n else ""
+                raise ProcessExited(f"{what} exited{times}: {p.log_tail(600).strip()}")
+            restarts[p.name] = n + 1
+            self.crashes.append(
+                {
+                    "environment": st.name,
+                    "process": p.name,
+                    "version": st.version,
+                    "exit_code": code,
+                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "log_tail": p.log_tail(600),
+                }
+            )
+            fresh = p.respawn()
+            self._record_pids()
+            return fresh
+
         def ready() -> bool:
-            if st.api and not st.api.alive():
-                raise RuntimeError(f"API {st.name} exited: {st.api.log_tail()}")
-            for w in st.workers:
-                if not w.alive():
-                    raise RuntimeError(f"worker {w.name} exited: {w.log_tail()}")
+            if st.api:
+                st.api = revive(st.api)
+            st.workers = [revive(w) for w in st.workers]
             r = httpx.get(f"{st.base_url}/version", timeout=2)
             return (
                 r.status_code == 200
@@ -260,6 +301,7 @@ class Processes:
             self.registry,
             self.oidc_server,
             self.control,
+            self.errors_server,
             self.s3,
         ):
             port = getattr(svc, "port", None) if svc else None

@@ -3,7 +3,11 @@
 The release checks read real git (tags, diffs, files at a SHA), so the demo gives them a real
 repository. Dates and author are fixed, so the same faults give the same SHAs on every run.
 Since the tag, `main` adds the `/analytics/summary` endpoint (documented in openapi.yaml), one new
-migration (safe by default; `unsafe=True` makes it rewrite the big `documents` table) and a fix.
+migration and a fix. A variant (a fault of the release itself, see app_repo/history.toml) commits
+other files in the release's commit: `unsafe-migration` rewrites the big `documents` table,
+`destructive-migration` also drops a column 1.0.0 still writes, `undocumented-route` adds a route
+openapi.yaml does not document. The routes an image of a commit serves are that commit's
+`src/docflow/routes.py` (`routes_at`); the API builds its routing table from it.
 With `allowed_signers` (the text of an OpenSSH allowed_signers file) it also commits
 `.relnb/allowed_signers` before the release SHA, so approvals can be verified against the keys as
 of that commit; the keys are made per run, so the SHAs then differ from run to run.
@@ -11,11 +15,13 @@ of that commit; the keys are made per run, so the SHAs then differ from run to r
 
 from __future__ import annotations
 
+import ast
 import os
 import stat
 import subprocess
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # docflow's repository as real files, commit by commit (app_repo/history.toml says in what order)
@@ -27,6 +33,8 @@ MIGRATION_INIT = "20240110090000_init"
 MIGRATION_INVITES = "20240301120000_add_invites"
 MIGRATION_DROP_LEGACY = "20240520083000_drop_documents_legacy_path"
 MIGRATION_NEW = "20241118093000_add_document_language"
+MIGRATION_DESTRUCTIVE = "20241118094000_drop_invites_accepted_by"  # the destructive-migration variant
+ROUTES_FILE = "src/docflow/routes.py"
 
 
 def env_keys() -> tuple[str, ...]:
@@ -63,6 +71,8 @@ class DemoRepo:
     head_sha: str
     new_migration: str
     unsafe_migration: bool
+    variants: tuple[str, ...] = field(default=())
+    parent_sha: str = ""  # main's commit before HEAD (a staging that missed the last deploy runs it)
 
 
 def _git_bytes(repo: Path, *args: str, env: dict[str, str] | None = None) -> bytes:
@@ -116,13 +126,28 @@ def _commit(repo: Path, message: str, day: int, files: dict[str, str]) -> str:
     return _git(repo, "rev-parse", "HEAD")
 
 
+def variant_names() -> set[str]:
+    """Every variant some commit of the history has (app_repo/<name>/ holds its files)."""
+    history = tomllib.loads((APP_REPO / "history.toml").read_text())["commit"]
+    return {v for c in history for v in c.get("variants", ())}
+
+
 def create_repo(
     path: str | os.PathLike[str],
     *,
     unsafe_migration: bool = False,
+    variants: Iterable[str] = (),
     allowed_signers: str | None = None,
 ) -> DemoRepo:
-    """Write the repository into `path` (created; must be empty or absent) and return its facts."""
+    """Write the repository into `path` (created; must be empty or absent) and return its facts.
+
+    `variants` name the faults committed in the release (`unsafe_migration=True` is the
+    unsafe-migration variant); a commit listing one of them commits its files too.
+    """
+    chosen = set(variants) | ({"unsafe-migration"} if unsafe_migration else set())
+    unknown = chosen - variant_names()
+    if unknown:
+        raise ValueError(f"no commit has variant(s) {', '.join(sorted(unknown))}")
     repo = Path(path)
     repo.mkdir(parents=True, exist_ok=True)
     if any(repo.iterdir()):
@@ -137,8 +162,9 @@ def create_repo(
             files = {ALLOWED_SIGNERS: allowed_signers}
         else:
             files = _files(HISTORY / c["dir"])
-            if unsafe_migration and c.get("unsafe_variant"):
-                files.update(_files(APP_REPO / c["unsafe_variant"]))
+            for variant in c.get("variants", ()):
+                if variant in chosen:
+                    files.update(_files(APP_REPO / variant))
         head_sha = _commit(repo, c["message"], c["day"], files)
         if c.get("release") == PREVIOUS_VERSION:
             previous_sha = head_sha
@@ -155,7 +181,26 @@ def create_repo(
                     "GIT_COMMITTER_DATE": "2024-06-03T12:00:00+00:00",
                 },
             )
-    return DemoRepo(repo, PREVIOUS_TAG, previous_sha, head_sha, MIGRATION_NEW, unsafe_migration)
+    return DemoRepo(
+        repo, PREVIOUS_TAG, previous_sha, head_sha, MIGRATION_NEW, "unsafe-migration" in chosen,
+        tuple(sorted(chosen)), _git(repo, "rev-parse", "HEAD~1"),
+    )
+
+
+def routes_at(repo: str | os.PathLike[str], rev: str) -> list[tuple[str, str, str]]:
+    """(method, path, handler) of every route the build of `rev` serves: its `ROUTES_FILE`.
+
+    Read as data (`ROUTES = [...]`, a literal), never imported: the stack builds an image of a
+    commit without running that commit's code in its own process.
+    """
+    text = _git(Path(repo), "show", f"{rev}:{ROUTES_FILE}")
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "ROUTES" for t in node.targets
+        ):
+            routes = ast.literal_eval(node.value)
+            return [(str(m), str(p), str(h)) for m, p, h in routes]
+    raise ValueError(f"{ROUTES_FILE} at {rev} has no ROUTES = [...] table")
 
 
 def migrations_at(repo: str | os.PathLike[str], rev: str, dest: str | os.PathLike[str]) -> Path:

@@ -42,6 +42,10 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+class ProcessExited(RuntimeError):
+    """A process that was to become ready exited for good: waiting longer cannot help."""
+
+
 def wait_until(what: str, predicate, timeout: float, interval: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
@@ -49,6 +53,8 @@ def wait_until(what: str, predicate, timeout: float, interval: float = 0.1) -> N
         try:
             if predicate():
                 return
+        except ProcessExited:
+            raise
         except Exception as exc:  # a not-yet-ready service raises; keep polling
             last = exc
         time.sleep(interval)
@@ -80,6 +86,7 @@ class ManagedProcess:
         self.argv = list(argv)
         self.log_path = log_path
         self.stop_signal = stop_signal
+        self._spawn = {"env": env, "cwd": cwd, "user": user}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -100,6 +107,13 @@ class ManagedProcess:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def respawn(self) -> ManagedProcess:
+        """The same program started again (a container's restart policy), logging to the same file."""
+        self.stop()
+        return ManagedProcess(
+            self.name, self.argv, self.log_path, stop_signal=self.stop_signal, **self._spawn
+        )
 
     def alive(self) -> bool:
         return self.proc.poll() is None

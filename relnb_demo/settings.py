@@ -25,6 +25,8 @@ FAULT_DEFAULTS: dict[str, Any] = {
     "stalled": False,
     # epoch seconds from which /metrics answers 503 (the exporter stopped); 0 = never
     "metrics_down_at": 0,
+    # the next worker replica to start crashes before it is ready (once per environment)
+    "crash_on_start": False,
     "scope": "tenant",
 }
 
@@ -84,6 +86,15 @@ class HTTPError(Exception):
         self.message = message
 
 
+def issuer_from_env(version: str) -> str | None:
+    """1.1.0 reads the issuer under the deploy template's name (KEYCLOAK_ISSUER_URL) and still
+    accepts OIDC_ISSUER; 1.0.0 knows only OIDC_ISSUER, and refuses to start without it."""
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if parts >= (1, 1):
+        return os.environ.get("OIDC_ISSUER") or os.environ.get("KEYCLOAK_ISSUER_URL")
+    return os.environ.get("OIDC_ISSUER")
+
+
 @dataclass
 class Settings:
     env: str
@@ -114,7 +125,7 @@ class Settings:
             database_url=need("DATABASE_URL"),
             redis_url=need("REDIS_URL"),
             queue_prefix=os.environ.get("QUEUE_PREFIX", "bull"),
-            issuer=need("OIDC_ISSUER"),
+            issuer=issuer_from_env(version) or need("OIDC_ISSUER"),
             admin_token=need("ADMIN_TOKEN"),
             cors_origins=[o for o in os.environ.get("CORS_ORIGINS", "").split(",") if o],
             image_tag=version,

@@ -9,7 +9,10 @@ SHA); staging runs main's HEAD (1.1.0) but its schema is still at 1.0.0, so B2's
 deploy` has real work to do.
 
 Deploys go through the control endpoint (HTTP on 127.0.0.1, token in `control.json`), which the
-repo's `scripts/release/deploy-vps.sh` reaches via `python -m relnb_demo.deploy`. `stop()` ends
+repo's `scripts/release/deploy-vps.sh` reaches via `python -m relnb_demo.deploy`; a deploy pulls
+the version's images from the registry first, and a process that exits while an environment
+comes up is restarted (twice at most, kept in `crashes`), as the compose file's restart policy
+does. Each API serves its commit's routing table (src/docflow/routes.py). `stop()` ends
 everything this stack started; it runs on normal exit, on exceptions and on SIGINT (context
 manager), and children also exit on their own if the stack process dies.
 """
@@ -34,6 +37,7 @@ from . import repo as demo_repo
 from . import signers as demo_signers
 from .debian import AlertmanagerService, PrometheusService, RegistryService
 from .description import Description
+from .errortracking import ErrorTracker
 from .faults import AFTER_DEPLOY, METRICS_DOWN_AFTER_S, RUNTIME_FAULTS, Fault
 from .migrate import deploy as migrate_deploy
 from .oidc import OidcIssuer, demo_clients
@@ -91,9 +95,16 @@ class DemoStack(Processes, Operations, Description):
         self.oidc: OidcIssuer | None = None
         self.oidc_server: UvicornThread | None = None
         self.control: UvicornThread | None = None
+        # docflow's error tracking (C5 follows each environment's DSN to it)
+        self.error_tracker = ErrorTracker({env: i + 1 for i, env in enumerate(ENVIRONMENTS)})
+        self.errors_server: UvicornThread | None = None
         self.control_token = secrets.token_urlsafe(24)
         self.traffic: dict[str, Any] = {}
         self.images: dict[str, dict[str, str]] = {}
+        # processes that exited while an environment came up and were started again
+        self.crashes: list[dict[str, Any]] = []
+        # a scratch database C2's restore test may overwrite (never an environment's)
+        self.restore_test_url = ""
         self.startup_seconds: float | None = None
         self._lock = threading.RLock()
         self._reaper: ManagedProcess | None = None
@@ -174,6 +185,9 @@ class DemoStack(Processes, Operations, Description):
             finally:
                 self._record_pids()
         self._start_control()
+        self.errors_server = UvicornThread(self.error_tracker.app(), "error-tracking")
+        self.errors_server.start()
+        self.error_tracker.base_url = self.errors_server.url
         assert self.repo and self.oidc
 
         for idx, (env, st) in enumerate(self.envs.items()):
@@ -185,12 +199,15 @@ class DemoStack(Processes, Operations, Description):
                 base = (self.redis.url or "").rsplit("/", 1)[0]
                 st.redis_url = f"{base}/{idx + 1}"
                 st.queue_prefix = "bull"
+        self.restore_test_url = self.postgres.create_database(f"docflow_restore_test_{self.run_id}")
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             list(pool.map(self._prepare_database, self.envs.values()))
 
         staging = self.envs["staging"]
+        # wrong-sha: the deploy of main's last commit never reached staging, which still runs
+        # the build before it (the release's features are there, its SHA is not main's)
         staging_sha = (
-            self.repo.previous_sha if self.has_fault("wrong-sha", "staging") else self.repo.head_sha
+            self.repo.parent_sha if self.has_fault("wrong-sha", "staging") else self.repo.head_sha
         )
         self._launch(
             staging,
@@ -217,6 +234,8 @@ class DemoStack(Processes, Operations, Description):
                 (demo_repo.NEW_VERSION, self.repo.head_sha),
             ):
                 self.push_images(version, sha)
+            if self.has_fault("missing-previous-image"):
+                self.delete_images(prev)
         if self.want_prometheus:
             self.alertmanager = AlertmanagerService(self.workdir)
             self.alertmanager.start()
@@ -224,6 +243,7 @@ class DemoStack(Processes, Operations, Description):
                 self.workdir,
                 {env: f"127.0.0.1:{st.port}" for env, st in self.envs.items()},
                 alertmanager=self.alertmanager.address,
+                rules_suffix=".yaml" if self.has_fault("no-alert-rules") else ".yml",
             )
             self.prometheus.start()
         self._record_pids()
@@ -254,7 +274,7 @@ class DemoStack(Processes, Operations, Description):
         self.signers = demo_signers.generate(self.workdir / "signing-keys")
         self.repo = demo_repo.create_repo(
             self.workdir / "docflow",
-            unsafe_migration=self.has_fault("unsafe-migration"),
+            variants=[f.name for f in self.faults if f.env == "release"],
             allowed_signers=demo_signers.allowed_signers(self.signers),
         )
 

@@ -49,6 +49,9 @@ class EnvState:
     big_doc_range: tuple[int, int] = (0, 0)
     backup_key: str = ""
     deploys: int = 0
+    # the variable the deploy's env file gives the OIDC issuer in (rollback-fails: the 1.1.0
+    # deploy rewrites it with the template's KEYCLOAK_ISSUER_URL, which 1.0.0 does not read)
+    issuer_var: str = "OIDC_ISSUER"
 
     @property
     def base_url(self) -> str:

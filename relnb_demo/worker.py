@@ -10,6 +10,8 @@ as the API's (`docflow:<env>:faults`), read per job:
 - `stalled`: replica 1 hangs *blocking its event loop* (like a parser stuck in C code), so it
   cannot renew its job lock: the job sits in `active` without a lock (BullMQ's definition of
   stalled) until another replica's stall check moves it back. Replica 0 keeps processing.
+- `crash_on_start`: the first replica to start crashes before it is ready (once per environment);
+  the stack's restart policy starts it again.
 
 With `scope: "tenant"` both hit only jobs of the big seeded tenant (see app.py).
 """
@@ -125,6 +127,15 @@ async def run(env: str, replica: int, parent_pid: int) -> None:
     redis_url = os.environ["REDIS_URL"]
     prefix = os.environ.get("QUEUE_PREFIX", "bull")
     ex = Extractor(env, replica, database_url, redis_url)
+    if ex.faults.get(max_age=0)["crash_on_start"] and ex.rds.set(
+        f"docflow:{env}:worker:crashed-on-start", replica, nx=True
+    ):
+        # worker-crash: the first replica to start loses a race with the other one over the
+        # parser's font cache and dies before it is ready (the restart policy brings it back)
+        raise RuntimeError(
+            f"extraction worker {env}/{replica}: the PDF parser's font cache is being written by "
+            "another process (cache file truncated); cannot start"
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

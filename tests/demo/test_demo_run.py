@@ -6,7 +6,7 @@ notebook headlessly through `relnb run`.
 
 The runs are independent systems that mostly wait (monitoring windows, queue watches), so the
 module starts all selected runs at once, RELNB_TEST_DEMO_PARALLEL (default 4) at a time, and each
-test asserts on its own run's result: the matrix takes a few runs' time instead of fourteen.
+test asserts on its own run's result: the matrix takes a few runs' time instead of twenty.
 """
 
 from __future__ import annotations
@@ -25,33 +25,23 @@ from pathlib import Path
 
 import pytest
 
+from relnb_demo.faults import fault_matrix
+
 from ..conftest import on_fresh_machine, readme_setup_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 ROW = re.compile(r"^\s+([A-F][0-9])\s+(PASS|FAIL|INCONCLUSIVE|INTERRUPTED|PENDING|SKIP|WAIVED)\b", re.M)
 
-# fault -> gates that must end failed or inconclusive (DESIGN.md, "The demo target")
-FAULTS = {
-    "wrong-sha": {"B1"},
-    "stalled-worker": {"B6"},
-    "dlq": {"B7"},
-    "cors": {"B9"},
-    "redirect-uri": {"B9"},
-    "unsafe-migration": {"C3"},
-    # the production env file lacks a key its template names: B4 (artifacts) and C4 (secrets) see it
-    "missing-secret": {"B4", "C4"},
-    "error-rate": {"D7"},
-    "latency": {"D7"},
-    "dlq@production": {"D7"},
-    # the app's /metrics stops answering mid-window: no data is never a pass
-    "metrics-down": {"D7"},
-    # staging erroring also fails the soak: C1 watches the same staging metrics as B8
-    "error-rate@staging": {"B8", "C1"},
-}
+# fault -> gates that must end failed or inconclusive: the demo's own table (DESIGN.md, "The demo
+# target"), the one `relnb demo --list-faults` prints
+FAULTS = {name: set(gates) for name, gates in fault_matrix().items()}
 # fault -> (gate, words its summary must carry): the reason a release lead acts on
-REASONS = {"metrics-down": ("D7", "source failed")}
-
-
+REASONS = {
+    "metrics-down": ("D7", "source failed"),
+    "truncated-backup": ("C2", "restore test"),
+    "missing-previous-image": ("E1", "1.0.0"),
+}
+ROLLBACK_FAILED = "rollback-fails"  # its run must end "rollback failed", exit 1, with an incident
 def demo(*args: str, tmp: Path) -> tuple[int, dict[str, str], str]:
     env = {**os.environ}
     env.pop("RELNB_ROOT", None)
@@ -63,8 +53,17 @@ def demo(*args: str, tmp: Path) -> tuple[int, dict[str, str], str]:
 
 
 def gate_rows(stdout: str) -> dict[str, str]:
-    """Gate -> status word from the final table (the progress lines above it use other words)."""
-    return dict(ROW.findall(stdout.split("\nrelease ", 1)[-1]))
+    """Gate -> status word from the final table (the progress lines above it use other words).
+
+    The rollback's steps, printed under the gates after a "Rollback" line, count as their gate
+    (E3): a step that did not pass is that gate not passed, whatever its plan row said."""
+    table = stdout.split("\nrelease ", 1)[-1]
+    gates_part, _, rollback_part = table.partition("\nRollback\n")
+    rows = dict(ROW.findall(gates_part))
+    for gate, status in ROW.findall(rollback_part.split("\ntotal:", 1)[0]):
+        if status != "PASS":
+            rows[gate] = status
+    return rows
 
 
 def readme_demo(tmp: Path, venv: Path) -> tuple[int, dict[str, str], str]:
@@ -235,6 +234,19 @@ def test_fault_turns_exactly_its_gates(fault, demo_runs):
         gate, words = REASONS[fault]
         row = next(line for line in out.splitlines() if re.match(rf"^\s+{gate}\s", line))
         assert words in row, row
+    verdict = re.search(r"^verdict: (.+) \(exit (\d+)\)", out, re.M)
+    assert verdict, out[-3000:]
+    if fault == ROLLBACK_FAILED:  # the redeploy of 1.0.0 failed: production is in neither version
+        assert verdict.groups() == ("rollback failed", "1") and code == 1, verdict.groups()
+        journal = demo_runs[fault][0] / "project" / "releases" / "1.1.0" / "journal.jsonl"
+        events = [json.loads(line) for line in journal.read_text().splitlines()]
+        steps = [e["payload"] for e in events if e["type"] == "action-finished" and e["payload"].get("of_gate") == "E3"]
+        assert steps and steps[0]["action"] == "rollback-redeploy" and steps[0]["status"] == "failed", steps
+        assert "OIDC_ISSUER is required" in steps[0]["summary"] + json.dumps(steps[0].get("evidence")), steps[0]
+        incidents = [e["payload"]["title"] for e in events if e["type"] == "incident"]
+        assert any(t.startswith("rollback failed") for t in incidents), incidents
+    if fault == "worker-crash":  # the on-call's incident, recorded before the run, waits for its test
+        assert "relnb demo: on-call records an incident: worker-staging-" in out, out[:3000]
     if fault == "error-rate":  # D7 failed in production: the prepared rollback ran, step by step
         journal = demo_runs[fault][0] / "project" / "releases" / "1.1.0" / "journal.jsonl"
         events = [json.loads(line) for line in journal.read_text().splitlines()]

@@ -1,13 +1,16 @@
 """Every demo fault, observed at its source (the thing the matching gate inspects), in one stack.
 
-Also checks the isolation promise: with the tenant-scoped faults on, the scripted smoke flows on a
-fresh workspace still pass on staging and on production after the deploy.
+The two faults that break the rollback (the previous images pruned, the previous version unable
+to start) get a second, small stack, since the first one rolls production back. Also checks the
+isolation promise: with the tenant-scoped faults on, the scripted smoke flows on a fresh
+workspace still pass on staging and on production after the deploy.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,19 +21,30 @@ import pytest
 import redis
 
 from relnb_demo import repo as rf
-from relnb_demo.faults import FAULT_DEFAULT_ENV, Fault
+from relnb_demo.faults import FAULT_DEFAULT_ENV, FAULTS, Fault, fault_matrix
 from relnb_demo.stack import DemoStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ALL_FAULTS = list(FAULT_DEFAULT_ENV)
+# these break the rollback the first stack's last test does; they get the second stack
+ROLLBACK_BREAKERS = ["rollback-fails", "missing-previous-image"]
+ALL_FAULTS = [f for f in FAULT_DEFAULT_ENV if f not in ROLLBACK_BREAKERS]
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, demo_components) -> Iterator[DemoStack]:
     workdir = Path(tmp_path_factory.mktemp("demo-faults"))
-    with DemoStack(workdir, faults=ALL_FAULTS, with_prometheus=False, with_registry=False) as s:
+    with DemoStack(workdir, faults=ALL_FAULTS, with_registry=False) as s:
         print(f"demo stack (all faults) startup: {s.startup_seconds} s")
+        yield s
+
+
+@pytest.fixture(scope="module")
+def rollback_stack(tmp_path_factory: pytest.TempPathFactory, demo_components) -> Iterator[DemoStack]:
+    workdir = Path(tmp_path_factory.mktemp("demo-rollback-faults"))
+    with DemoStack(
+        workdir, faults=ROLLBACK_BREAKERS, with_prometheus=False, traffic=False, seed_documents=200
+    ) as s:
         yield s
 
 
@@ -65,6 +79,37 @@ def test_fault_parsing() -> None:
         Fault.parse("meteor")
     with pytest.raises(ValueError, match="staging or production"):
         Fault.parse("dlq@qa")
+    # a fault of one shared system, or of the release's commits, has no other place
+    with pytest.raises(ValueError, match="must be production"):
+        Fault.parse("truncated-backup@staging")
+    with pytest.raises(ValueError, match="release's commits"):
+        Fault.parse("undocumented-route@staging")
+
+
+def test_every_fault_names_the_gates_it_turns() -> None:
+    """Issue 19: one table says which gates each fault must turn; every gate ID in it is real,
+    every gate the demo can turn is covered, and `relnb demo --list-faults` prints exactly it
+    without starting anything."""
+    from relnb import GATE_IDS
+
+    matrix = fault_matrix()
+    assert all(gates and set(gates) <= set(GATE_IDS) for gates in matrix.values()), matrix
+    for key in matrix:
+        Fault.parse(key)  # every listed fault is runnable as written
+    turned = {g for gates in matrix.values() for g in gates}
+    # A3, A4, A5 are sign-offs and B2, B3, B5, D1-D6, F1, F3 follow from the system's own
+    # answers; every other gate has a fault that turns it
+    for gate in ("A2", "B1", "B4", "B6", "B7", "B8", "B9", "C1", "C2", "C3", "C4", "C5", "D7", "E1", "E2", "E3", "F2"):
+        assert gate in turned, gate
+    listed = subprocess.run(
+        [sys.executable, "-m", "relnb.cli", "demo", "--list-faults", "--workdir", "/nonexistent/never-made"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    lines = [line.split() for line in listed.stdout.splitlines()]
+    assert {name: tuple(gates.split(",")) for name, gates in lines} == matrix
+    assert [name for name, _ in lines if "@" not in name] == list(FAULTS)  # each at its default place
+    assert not Path("/nonexistent/never-made").exists()  # listing starts nothing
 
 
 def test_describe_lists_faults(d: dict) -> None:
@@ -79,12 +124,18 @@ def test_describe_lists_faults(d: dict) -> None:
         "error-rate@production",
         "latency@production",
         "metrics-down@production",
+        "undocumented-route",
+        "truncated-backup@production",
+        "no-alert-rules@production",
+        "destructive-migration",
+        "worker-crash@staging",
     }
 
 
 def test_wrong_sha_on_staging(d: dict) -> None:
     v = httpx.get(d["environments"]["staging"]["base_url"] + "/version").json()
-    assert v["sha"] == d["previous_sha"] != d["head_sha"]
+    parent = subprocess.run(["git", "rev-parse", "HEAD~1"], cwd=d["repo"], capture_output=True, text=True).stdout.strip()
+    assert v["sha"] == parent != d["head_sha"]
 
 
 def test_cors_drops_staging_frontend(d: dict) -> None:
@@ -231,3 +282,143 @@ def test_error_rate_and_latency_switch_on_with_the_production_deploy(
         prod["base_url"] + "/_admin/faults", headers={"X-Admin-Token": prod["admin_token"]}
     ).json()
     assert faults["error_rate"] == 0 and faults["latency_ms"] == 0
+
+
+def test_destructive_migration_breaks_the_previous_release(d: dict, stack: DemoStack) -> None:
+    """Issue 19 (E2/E3): once the release's migrations ran, 1.0.0 can no longer accept an invite
+    (it writes invites.accepted_by, which the release dropped): "redeploy the old version" is no
+    rollback for this release. Production runs 1.0.0 here (rolled back, or never deployed)."""
+    prod = d["environments"]["production"]
+    assert httpx.get(prod["base_url"] + "/version").json()["version"] == "1.0.0"
+    env = {**os.environ, prod["env_var_names"]["database_url"]: prod["database_url"]}
+    migrated = subprocess.run(prod["commands"]["migrate"], shell=True, env=env, capture_output=True, text=True, timeout=300)
+    assert migrated.returncode == 0, migrated.stderr
+    with psycopg.connect(prod["database_url"]) as conn:
+        cols = {r[0] for r in conn.execute("select column_name from information_schema.columns where table_name = 'invites'")}
+    assert "accepted_by" not in cols
+    owner = {"Authorization": f"Bearer {prod['owner_token']}"}
+    member = {"Authorization": f"Bearer {prod['member_token']}"}
+    with httpx.Client(base_url=prod["base_url"], timeout=10) as c:
+        ws = c.post("/workspaces", json={"name": "rollback-check"}, headers=owner).json()["id"]
+        token = c.post(f"/workspaces/{ws}/invites", json={"email": "m@docflow.test"}, headers=owner).json()["token"]
+        accepted = c.post(f"/invites/{token}/accept", headers=member)
+    assert accepted.status_code == 500, accepted.text
+
+
+def test_undocumented_route_is_served_on_staging_only(d: dict) -> None:
+    """Issue 19 (A2): staging runs the release, whose routing table has PATCH /documents/{id};
+    openapi.yaml at the release does not document it; production (1.0.0) does not serve it."""
+    import yaml
+
+    st, prod = d["environments"]["staging"], d["environments"]["production"]
+    assert "PATCH /documents/{id}" in st["routes"] and "PATCH /documents/{id}" not in prod["routes"]
+    spec = yaml.safe_load((Path(d["repo"]) / "openapi.yaml").read_text())
+    assert "patch" not in spec["paths"]["/documents/{id}"]
+    owner = {"Authorization": f"Bearer {st['owner_token']}"}
+    served = httpx.patch(st["base_url"] + "/documents/1", json={}, headers=owner)
+    assert served.status_code == 400 and "language is required" in served.text  # its handler answered
+    pprod = httpx.patch(prod["base_url"] + "/documents/1", json={}, headers={"Authorization": f"Bearer {prod['owner_token']}"})
+    assert pprod.status_code == 405
+
+
+def test_truncated_backup_does_not_restore(d: dict, stack: DemoStack) -> None:
+    """Issue 19 (C2): production's newest backup is a cut-off pg_dump: recent and not empty, but
+    C2's restore test fails on it; staging's nightly (whole) restores."""
+    from relnb.checks.ops.backups import check_s3_backup
+
+    client = stack.s3.client()
+    scratch = d["environments"]["production"]["s3"]["restore_test_database_url"]
+    for env, ok in (("production", False), ("staging", True)):
+        out = check_s3_backup(stack.s3.bucket, f"{env}/", client=client, restore_test_db_url=scratch)
+        assert out.status.ok_for_promotion is ok, (env, out.summary)
+        assert out.evidence["newest"]["size_bytes"] > 1000
+    bad = check_s3_backup(stack.s3.bucket, "production/", client=client, restore_test_db_url=scratch)
+    assert "restore test" in bad.summary and "failed" in bad.summary, bad.summary
+
+
+def test_no_alert_rules_loaded(d: dict, stack: DemoStack) -> None:
+    """Issue 19 (C5): Prometheus runs, scrapes both APIs and sends to Alertmanager, but its
+    rule_files glob matches no file (the rules were saved as .yaml): no alert rule is loaded."""
+    from relnb.checks.ops.observability import check_observability
+
+    prod = d["environments"]["production"]
+    m = prod["metrics"]
+    rules = httpx.get(m["prometheus_url"] + "/api/v1/rules").json()["data"]["groups"]
+    assert rules == []
+    assert [p.name for p in (stack.workdir / "prometheus" / "rules").iterdir()] == ["docflow-alerts.yaml"]
+    # everything else C5 follows is there: targets up, Alertmanager wired, the error tracking
+    targets = httpx.get(m["prometheus_url"] + "/api/v1/targets").json()["data"]["activeTargets"]
+    assert {t["labels"]["job"] for t in targets} == {"docflow-api-staging", "docflow-api-production"}
+    dsn = httpx.URL(prod["error_tracking_dsn"])
+    ingest = f"http://{dsn.host}:{dsn.port}/api{dsn.path}/store/"
+    assert httpx.post(ingest, json={"message": "x"}, params={"sentry_key": dsn.username}).status_code == 200
+    assert httpx.post(ingest, json={"message": "x"}, params={"sentry_key": "wrong"}).status_code == 401
+    out = check_observability(
+        m["prometheus_url"], expected_alerts=m["alert_rules"], alertmanager_url=m["alertmanager_url"],
+        error_tracking_dsn=prod["error_tracking_dsn"], settle_s=20,
+    )
+    assert not out.status.ok_for_promotion, out.summary
+    assert "rule" in out.summary, out.summary
+
+
+def test_worker_crash_restarted_and_reported(d: dict, stack: DemoStack, tmp_path: Path) -> None:
+    """Issue 19 (F2): one staging worker crashed while starting and the restart policy brought it
+    back (both replicas run); the demo's on-call records it as an incident, which links no test,
+    so F2 cannot pass."""
+    from relnb import Release, load_config
+    from relnb.archive import evaluate_incidents, incidents_from_events
+    from relnb_demo.driver import record_crash
+
+    (crash,) = d["crashes"]
+    assert crash["environment"] == "staging" and crash["process"].startswith("worker-staging-")
+    assert crash["exit_code"] == 1 and "font cache" in crash["log_tail"]
+    assert all(w.alive() for w in stack.envs["staging"].workers)
+    (tmp_path / "relnb.toml").write_text(f'[project]\nname = "docflow"\nrepo = "{d["repo"]}"\n')
+    release = Release.create("9.9.9", config=load_config(tmp_path / "relnb.toml"), author="Dana <dana@docflow.test>")
+    try:
+        record_crash(release, crash, "Dana <dana@docflow.test>")
+        out = evaluate_incidents(incidents_from_events(release.journal.events), Path(d["repo"]))
+    finally:
+        release.close()
+    assert not out.status.ok_for_promotion and "links no test" in out.summary, out.summary
+
+
+def test_previous_images_pruned_from_the_registry(rollback_stack: DemoStack) -> None:
+    """Issue 19 (E1): the registry has 1.1.0's images but no longer 1.0.0's; a deploy of 1.0.0
+    would stop at the pull."""
+    from relnb_demo.images import MANIFEST_ACCEPT
+
+    reg = rollback_stack.registry
+    assert reg is not None
+    for repo in ("docflow-api", "docflow-worker"):
+        for tag, code in (("1.0.0", 404), ("1.1.0", 200)):
+            r = httpx.head(f"{reg.url}/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT})
+            assert r.status_code == code, (repo, tag, r.status_code)
+    with pytest.raises(RuntimeError, match=r"docflow-api:1\.0\.0: manifest unknown"):
+        rollback_stack.pull_images("1.0.0")
+
+
+def test_rollback_fails_because_the_previous_version_cannot_start(rollback_stack: DemoStack) -> None:
+    """Issue 19 (the failing rollback): after the 1.1.0 deploy production errs, and the deploy
+    rewrote the issuer variable under 1.1.0's name; with 1.0.0's images back in the registry,
+    redeploying 1.0.0 still fails: it cannot start without OIDC_ISSUER (restarted, then given up)."""
+    from relnb_demo.services import ProcessExited
+
+    s = rollback_stack
+    d = s.describe()
+    prod = d["environments"]["production"]
+    env = {**os.environ, prod["env_var_names"]["database_url"]: prod["database_url"]}
+    migrated = subprocess.run(prod["commands"]["migrate"], shell=True, env=env, capture_output=True, timeout=300)
+    assert migrated.returncode == 0
+    s.deploy("production", "1.1.0", d["head_sha"])
+    faults = httpx.get(prod["base_url"] + "/_admin/faults", headers={"X-Admin-Token": prod["admin_token"]}).json()
+    assert faults["error_rate"] == 0.5
+    assert "OIDC_ISSUER" not in s._child_env(s.envs["production"])
+    s.push_images("1.0.0", d["previous_sha"])  # not the registry's doing this time
+    before = len(s.crashes)
+    with pytest.raises(ProcessExited, match="OIDC_ISSUER is required"):
+        s.rollback("production")
+    assert [c["process"] for c in s.crashes[before:]] == ["api-production"] * 2
+    # the same through the repo's deploy script, as relnb's rollback step runs it
+    out = subprocess.run(prod["commands"]["rollback"], shell=True, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 1 and "OIDC_ISSUER is required" in out.stderr, out.stderr

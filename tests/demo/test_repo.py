@@ -13,7 +13,7 @@ import yaml
 
 from relnb_demo import repo as rf
 from relnb_demo.app import served_routes
-from relnb_demo.repo import PREVIOUS_TAG, create_repo, migrations_at
+from relnb_demo.repo import PREVIOUS_TAG, create_repo, migrations_at, routes_at
 
 
 def git(repo: Path, *args: str) -> str:
@@ -96,9 +96,51 @@ def test_openapi_documents_served_routes_per_version(repos) -> None:
         spec = yaml.safe_load(git(safe.path, "show", f"{rev}:openapi.yaml"))
         return {f"{m.upper()} {p}" for p, item in spec["paths"].items() for m in item}
 
-    assert ops(PREVIOUS_TAG) == set(served_routes("1.0.0"))
-    assert ops("HEAD") == set(served_routes("1.1.0"))
+    assert ops(PREVIOUS_TAG) == set(served_routes(routes_at(safe.path, PREVIOUS_TAG)))
+    assert ops("HEAD") == set(served_routes(routes_at(safe.path, "HEAD")))
     assert "GET /analytics/summary" in ops("HEAD") - ops(PREVIOUS_TAG)
+
+
+def spec_ops(repo: Path, rev: str) -> set[str]:
+    spec = yaml.safe_load(git(repo, "show", f"{rev}:openapi.yaml"))
+    return {f"{m.upper()} {p}" for p, item in spec["paths"].items() for m in item}
+
+
+def test_undocumented_route_variant_serves_a_route_its_spec_lacks(tmp_path: Path, repos) -> None:
+    """Issue 19 (every gate seen failing, A2): the release commit adds PATCH /documents/{id} to
+    docflow's routing table and leaves openapi.yaml as it was."""
+    repo = create_repo(tmp_path / "undocumented", variants=["undocumented-route"])
+    served = set(served_routes(routes_at(repo.path, "HEAD")))
+    assert served - spec_ops(repo.path, "HEAD") == {"PATCH /documents/{id}"}
+    assert spec_ops(repo.path, "HEAD") == spec_ops(repos[0].path, "HEAD")  # the spec is untouched
+    # the route table is what A2's route source reads: the app object and the script agree
+    listing = subprocess.run(
+        [sys.executable, "-m", "docflow.routes"], cwd=repo.path, env={"PYTHONPATH": "src", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split("\n")
+    assert set(filter(None, listing)) == served
+    walked = subprocess.run(
+        [sys.executable, "-B", "-c", "from docflow.routes import app\n"
+         "for r in app.routes:\n    print(*(f'{m} {r.path}' for m in sorted(r.methods)), sep='\\n')"],
+        cwd=repo.path / "src", capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()
+    assert {f"{m} {p}" for m, p in zip(walked[::2], walked[1::2], strict=True) if m != "HEAD"} == served
+    assert git(repo.path, "status", "--porcelain") == ""
+
+
+def test_destructive_migration_variant_drops_a_column_the_previous_release_writes(tmp_path: Path) -> None:
+    """Issue 19 (E2/E3): the release also drops invites.accepted_by, irreversibly (no down.sql),
+    while 1.0.0 still writes it; the schema says the same, so A3 sees a consistent change."""
+    from relnb_demo.app import writes_accepted_by
+
+    repo = create_repo(tmp_path / "destructive", variants=["destructive-migration"])
+    mig = repo.path / "prisma" / "migrations" / rf.MIGRATION_DESTRUCTIVE
+    assert 'DROP COLUMN "accepted_by"' in (mig / "migration.sql").read_text()
+    assert not (mig / "down.sql").exists()
+    assert "accepted_by" not in (repo.path / "prisma" / "schema.prisma").read_text()
+    assert writes_accepted_by("1.0.0") and not writes_accepted_by("1.1.0")
+    with pytest.raises(ValueError, match="no commit has variant"):
+        create_repo(tmp_path / "nope", variants=["meteor"])
 
 
 def test_repo_test_suite_passes(repos) -> None:
