@@ -6,7 +6,8 @@ gate cell and the marimo notebook (templates/release.py) and the Jupyter noteboo
 Teams may edit their copy in templates/: `relnb new` prefers the project's template.
 
 In marimo, each section's cells read the previous section's summary, which makes the execution
-order explicit (D runs after C) and re-evaluates the promotion guard when an earlier gate changes.
+order explicit (the rollback plan E is prepared after C, production D runs after it, the rollback
+after D, F last) and re-evaluates the promotion guard when an earlier gate changes.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ def _md(text: str) -> Cell:
     return Cell(code=f'mo.md(r"""\n{text}\n""")', markdown=text, refs=("mo",))
 
 
+# The notebook prepares the rollback plan (E) before production (D), as the checklist asks ("must
+# be prepared"): a plan that cannot be prepared shows before anything is deployed.
+NOTEBOOK_ORDER = ("A", "B", "C", "E", "D", "F")
+
+
 def _section_intro(letter: str) -> str:
     lines = [f"## {letter}) {SECTIONS[letter]}", ""]
     for g in gates_in(letter):
@@ -42,7 +48,7 @@ def _section_intro(letter: str) -> str:
     if letter == "D":
         lines += ["", "Every cell here refuses to run until A–C are passed, skipped or waived."]
     if letter == "E":
-        lines += ["", "Prepared before D starts; if D7 fails, run the rollback cells below."]
+        lines += ["", "Prepared before D starts; the rollback cell after section D runs this plan if production is hurt."]
     return "\n".join(lines)
 
 
@@ -59,12 +65,12 @@ def cells() -> list[Cell]:
         Cell(f'release = relnb.Release.open("{PLACEHOLDER}")\nrelease', ("release",), refs=("relnb",)),
     ]
     prev_summary: str | None = None
-    for letter in SECTIONS:
+    after: tuple[str, ...] = ()
+    for letter in NOTEBOOK_ORDER:
         out.append(_md(_section_intro(letter)))
         results: list[str] = []
         for g in gates_in(letter):
             var = g.id.lower()
-            after = (prev_summary,) if prev_summary else ()
             if g.kind is Kind.SIGN_OFF:
                 form = f"{var}_form"
                 out.append(Cell(f'{form} = relnb.ui.sign_off_form(release, "{g.id}")\n{form}', (form,), refs=("relnb", "release")))
@@ -89,10 +95,6 @@ def cells() -> list[Cell]:
                 code = f'{var} = release.check("{g.id}")\n{var}'
                 out.append(Cell(code, (var,), refs=("release", *after)))
             results.append(var)
-        if letter == "E":
-            out.append(_md("### Roll back\n\nOnly if D7 failed or production is hurt: redeploys the previous version, then undoes the schema as the plan above says. Each step runs once and is journaled."))
-            out.append(Cell('rollback_go = relnb.ui.confirm("E3", "Roll back production now")\nrollback_go', ("rollback_go",), refs=("relnb",)))
-            out.append(Cell("rollback = release.rollback(confirmed=rollback_go)\nrollback", ("rollback",), refs=("release", "rollback_go", *results)))
         summary = f"section_{letter.lower()}"
         out.append(
             Cell(
@@ -102,6 +104,12 @@ def cells() -> list[Cell]:
             )
         )
         prev_summary = summary
+        after = (summary,)
+        if letter == "D":  # the prepared plan (E, above) is run here, after production, before F
+            out.append(_md("### Roll back\n\nOnly if production is hurt after the deploy (D5–D7): runs the plan prepared in section E — the previous version back, the schema undone in the order the plan says. Each step runs once and is journaled."))
+            out.append(Cell('rollback_go = relnb.ui.confirm("E3", "Roll back production now")\nrollback_go', ("rollback_go",), refs=("relnb",)))
+            out.append(Cell("rollback = release.rollback(confirmed=rollback_go)\nrollback", ("rollback",), refs=("release", "rollback_go", summary)))
+            after = (summary, "rollback")  # F records what shipped: only after the rollback had its say
     out.append(_md("## Release status\n\nThe whole checklist, folded from the journal."))
     out.append(Cell("release.status()", refs=("release", prev_summary or "release")))
     out.append(_md("## Archive\n\nSeal the release: notebook, HTML, ipynb, journal, samples, incidents, changelog and a manifest go into `releases/<id>/`; afterwards the journal refuses appends."))

@@ -112,8 +112,8 @@ _D7 = ("D7",)
 FAULTS: dict[str, FaultSpec] = {
     f.name: f
     for f in (
-        # C1's soak counts from when B1 saw staging serve the release: never, so it cannot start
-        FaultSpec("wrong-sha", "staging", ("B1", "C1"), "the deploy of main's last commit never reached staging"),
+        # C1's soak counts from when B1 saw staging serve the release: it waits (pending) for B1
+        FaultSpec("wrong-sha", "staging", ("B1",), "the deploy of main's last commit never reached staging"),
         FaultSpec("stalled-worker", "staging", ("B6",), "a worker replica hangs holding its job"),
         # half the uploads are the big tenant's: B6's failed-job ratio sees them fail too
         FaultSpec(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -34,7 +35,7 @@ class Operations:
         st = self.envs[env]
         dump = subprocess.run(
             [
-                str(PostgresService.bin_dir() / "pg_dump"),
+                self._pg_dump(),
                 "--format=custom",
                 "--no-owner",
                 "-d",
@@ -51,6 +52,16 @@ class Operations:
             body = body[: len(body) * 2 // 5]
         self.s3.upload(key, body)
         return key
+
+    def _pg_dump(self) -> str:
+        """The pg_dump a team's nightly job runs: the one installed with their server. On a
+        machine's Postgres (--postgres-url) that is the system's (Debian's wrapper picks the
+        cluster's version); pgserver's newer one would write a dump format the server's own
+        pg_restore cannot read."""
+        system = shutil.which("pg_dump")
+        if self.postgres.external_url and system:
+            return system
+        return str(PostgresService.bin_dir() / "pg_dump")
 
     def push_images(self, version: str, sha: str) -> dict[str, str]:
         """Push api and worker images tagged `version` to the registry; returns repo -> digest."""

@@ -275,6 +275,48 @@ def _(c1, c2, c3, c4, c5, release):
 @app.cell
 def _(mo):
     mo.md(r"""
+    ## E) Rollback plan (must be prepared)
+
+    - **E1** Previous Docker image tag available — check
+    - **E2** If migration is non-reversible, rollback = redeploy old app + hotfix forward — check
+    - **E3** If reversible: run down migration (rare) OR restore snapshot — check
+
+    Prepared before D starts; the rollback cell after section D runs this plan if production is hurt.
+    """)
+    return
+
+
+@app.cell
+def _(release, section_c):
+    e1 = release.check("E1")
+    e1
+    return (e1,)
+
+
+@app.cell
+def _(release, section_c):
+    e2 = release.check("E2")
+    e2
+    return (e2,)
+
+
+@app.cell
+def _(release, section_c):
+    e3 = release.check("E3")
+    e3
+    return (e3,)
+
+
+@app.cell
+def _(e1, e2, e3, release):
+    section_e = release.section("E", e1, e2, e3)
+    section_e
+    return (section_e,)
+
+
+@app.cell
+def _(mo):
+    mo.md(r"""
     ## D) Production deployment steps
 
     - **D1** Put system in “safe mode” if needed *(optional)* — action
@@ -299,7 +341,7 @@ def _(mo, relnb):
 
 
 @app.cell
-def _(d1_go, d1_skip, release, section_c):
+def _(d1_go, d1_skip, release, section_e):
     d1 = release.act("D1", confirmed=d1_go, skip=d1_skip)
     d1
     return (d1,)
@@ -313,7 +355,7 @@ def _(relnb):
 
 
 @app.cell
-def _(d2_go, release, section_c):
+def _(d2_go, release, section_e):
     d2 = release.act("D2", confirmed=d2_go)
     d2
     return (d2,)
@@ -327,7 +369,7 @@ def _(relnb):
 
 
 @app.cell
-def _(d3_go, release, section_c):
+def _(d3_go, release, section_e):
     d3 = release.act("D3", confirmed=d3_go)
     d3
     return (d3,)
@@ -341,14 +383,14 @@ def _(relnb):
 
 
 @app.cell
-def _(d4_go, release, section_c):
+def _(d4_go, release, section_e):
     d4 = release.act("D4", confirmed=d4_go)
     d4
     return (d4,)
 
 
 @app.cell
-def _(release, section_c):
+def _(release, section_e):
     d5 = release.check("D5")
     d5
     return (d5,)
@@ -363,14 +405,14 @@ def _(mo, relnb):
 
 
 @app.cell
-def _(d6_go, d6_skip, release, section_c):
+def _(d6_go, d6_skip, release, section_e):
     d6 = release.act("D6", confirmed=d6_go, skip=d6_skip)
     d6
     return (d6,)
 
 
 @app.cell
-def _(release, section_c):
+def _(release, section_e):
     d7 = release.check("D7")
     d7
     return (d7,)
@@ -386,44 +428,9 @@ def _(d1, d2, d3, d4, d5, d6, d7, release):
 @app.cell
 def _(mo):
     mo.md(r"""
-    ## E) Rollback plan (must be prepared)
-
-    - **E1** Previous Docker image tag available — check
-    - **E2** If migration is non-reversible, rollback = redeploy old app + hotfix forward — check
-    - **E3** If reversible: run down migration (rare) OR restore snapshot — check
-
-    Prepared before D starts; if D7 fails, run the rollback cells below.
-    """)
-    return
-
-
-@app.cell
-def _(release, section_d):
-    e1 = release.check("E1")
-    e1
-    return (e1,)
-
-
-@app.cell
-def _(release, section_d):
-    e2 = release.check("E2")
-    e2
-    return (e2,)
-
-
-@app.cell
-def _(release, section_d):
-    e3 = release.check("E3")
-    e3
-    return (e3,)
-
-
-@app.cell
-def _(mo):
-    mo.md(r"""
     ### Roll back
 
-    Only if D7 failed or production is hurt: redeploys the previous version, then undoes the schema as the plan above says. Each step runs once and is journaled.
+    Only if production is hurt after the deploy (D5–D7): runs the plan prepared in section E — the previous version back, the schema undone in the order the plan says. Each step runs once and is journaled.
     """)
     return
 
@@ -436,17 +443,10 @@ def _(relnb):
 
 
 @app.cell
-def _(e1, e2, e3, release, rollback_go):
+def _(release, rollback_go, section_d):
     rollback = release.rollback(confirmed=rollback_go)
     rollback
     return (rollback,)
-
-
-@app.cell
-def _(e1, e2, e3, release):
-    section_e = release.section("E", e1, e2, e3)
-    section_e
-    return (section_e,)
 
 
 @app.cell
@@ -469,14 +469,14 @@ def _(relnb):
 
 
 @app.cell
-def _(f1_go, release, section_e):
+def _(f1_go, release, rollback, section_d):
     f1 = release.act("F1", confirmed=f1_go)
     f1
     return (f1,)
 
 
 @app.cell
-def _(release, section_e):
+def _(release, rollback, section_d):
     f2 = release.check("F2")
     f2
     return (f2,)
@@ -490,7 +490,7 @@ def _(relnb):
 
 
 @app.cell
-def _(f3_go, release, section_e):
+def _(f3_go, release, rollback, section_d):
     f3 = release.act("F3", confirmed=f3_go)
     f3
     return (f3,)

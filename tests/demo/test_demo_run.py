@@ -128,12 +128,15 @@ def demo_runs(request, tmp_path_factory, demo_components) -> dict[str, tuple[Pat
 
 
 def assert_released(tmp_path: Path, code: int, gates: dict[str, str], out: str) -> str:
-    """Exit 0, every gate passed or skipped with a reason (≥ 28 passed), the archive sealed and
+    """Exit 0, every gate passed, skipped with a reason, or (the windows the demo shortens)
+    waived by the reviewer's signed approval — never passed (≥ 28 passed); the archive sealed and
     verified; returns what `relnb verify` printed."""
     assert code == 0, out[-4000:]
     assert len(gates) == 33, out[-3000:]
-    not_ok = {g: s for g, s in gates.items() if s not in ("PASS", "SKIP")}
+    not_ok = {g: s for g, s in gates.items() if s not in ("PASS", "SKIP") and not (g in ("C1", "D7") and s == "WAIVED")}
     assert not not_ok, not_ok
+    assert gates["C1"] == gates["D7"] == "WAIVED", gates  # shortened: at most waived
+    assert "relnb demo: a rehearsal on one machine watches" in out
     assert sum(s == "PASS" for s in gates.values()) >= 28, gates
     assert gates["D1"] == "SKIP"  # the one optional item the demo cannot exercise
     assert "sealed" in subprocess.run(
