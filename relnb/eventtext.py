@@ -11,6 +11,8 @@ UNSIGNED. The mark depends only on the event, so re-executing an archived notebo
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,56 @@ from .journal import Event
 APPROVAL_TYPES = ("sign-off", "waiver", "skip", "promotion-approved", "sealed")
 
 
+# C0 and C1 control characters but newline and tab (ESC starts colour, title, OSC-8 link and
+# screen-clearing sequences; BEL ends OSC), and the bidi overrides that reorder what is shown
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_MD_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\\": "\\\\", "[": "\\[", "]": "\\]"}
+_MD_SPECIAL = re.compile(r"[&<>\\\[\]]")
+# a link destination (inline `](...)`, reference `[x]: ...` or autolink `<...>`) and the
+# schemes a browser runs or inlines instead of following
+_MD_DEST = re.compile(r"(\]\(\s*<?|^[ ]{0,3}\[[^\]]+\]:[ \t]*<?|<)([^)\s>]*)", re.MULTILINE)
+_BAD_SCHEME = re.compile(r"(?i)^(?:javascript|vbscript|data|file):")
+
+
+def terminal_text(text: str) -> str:
+    """Outside text (incident titles, notes, commit subjects, remote bodies) made safe to print
+    on a terminal: control characters but newline and tab removed, so no escape sequence in a
+    record can retitle the window, clear the screen or plant a link (issue 22 item 3)."""
+    return _CONTROLS.sub("", text)
+
+
+def md_escape(text: str) -> str:
+    """Outside text as Markdown that shows it literally: `<`, `>` and `&` as entities (no raw
+    HTML, so no `<script>` or `onerror=`), `[`, `]` and `\\` backslash-escaped (no link or
+    image of any scheme can form), control characters removed (issue 22 item 3)."""
+    return _MD_SPECIAL.sub(lambda m: _MD_ESCAPES[m.group(0)], terminal_text(text))
+
+
+def md_code(text: str) -> str:
+    """Outside text for inside a Markdown code span, where nothing is interpreted but a backtick
+    (which would end the span and let the rest be read as Markdown) and a line break."""
+    return " ".join(terminal_text(text).replace("`", "'").split())
+
+
+def _safe_destination(dest: str) -> bool:
+    """Whether a link target is one a reader may follow: its scheme read the way a Markdown
+    renderer reads it (entities decoded, escapes and controls removed), never javascript:,
+    vbscript:, data: or file:."""
+    plain = re.sub(r"[\\\s\x00-\x1f]", "", html.unescape(dest))
+    return not _BAD_SCHEME.match(plain)
+
+
+def md_sanitize(markdown: str) -> str:
+    """Markdown assembled elsewhere (a changelog section) made inert: raw HTML shown as text
+    and links whose target would run script pointed at `#blocked` instead."""
+
+    def dest(m: re.Match[str]) -> str:
+        return m.group(0) if _safe_destination(m.group(2)) else m.group(1) + "#blocked"
+
+    text = _MD_DEST.sub(dest, terminal_text(markdown))
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
 @dataclass(frozen=True)
 class EventLine:
     subject: str  # gate or action ID, or what the event concerns ("release", "incident", "journal")
@@ -33,14 +85,14 @@ class EventLine:
     def text(self) -> str:
         """Sentence form, for the timeline: `A3 signed off by Bob <b@x> [UNSIGNED]: reviewed`."""
         out = f"{self.subject} {self.verb}" + (f" by {self.who}" if self.who else "")
-        return out + (f": {self.detail}" if self.detail else "")
+        return terminal_text(out + (f": {self.detail}" if self.detail else ""))
 
     def column(self) -> str:
         """Aligned form, for progress: `A3   SIGNED OFF   by Bob <b@x> [UNSIGNED]: reviewed`."""
         rest = (f"by {self.who}" if self.who else "") + (
             (": " if self.who else "") + self.detail if self.detail else ""
         )
-        return f"{self.subject:<4} {self.verb.upper():<12} {rest}".rstrip()
+        return terminal_text(f"{self.subject:<4} {self.verb.upper():<12} {rest}".rstrip())
 
 
 def short_fingerprint(fp: Any) -> str:
@@ -158,6 +210,10 @@ __all__ = [
     "approver",
     "describe_event",
     "is_approval",
+    "md_code",
+    "md_escape",
+    "md_sanitize",
     "short_fingerprint",
+    "terminal_text",
     "who_text",
 ]

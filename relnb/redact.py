@@ -29,6 +29,15 @@ table names in row counts; gate titles), so two rules keep it from rewriting ord
   The price of the rule: a short typed secret glued straight onto a name (`user_docflow2024`)
   stays; the archive's scan (`contains_secret`) applies the same rule.
 
+A secret that holds other secrets is registered with its parts (issue 22 item 2): a URL's
+user-info password (as written, percent-decoded and re-encoded), the values of credential query
+parameters (`?token=`, `&password=`, `sig=`) and a libpq keyword `password=`; a driver that quotes
+only the password, or a log that prints it decoded, is scrubbed too. A part shorter than
+`MIN_SECRET_LENGTH` is refused like a short secret (it could not be scrubbed safely either). And a
+driver's error about a secret-bearing URL is never emitted: `connect_error` gives relnb's own
+line, naming the variable, because a driver quotes what it cannot parse (libpq: `unexpected
+spaces found in "<password>"`), in forms no list of needles can foresee.
+
 What neither rule can save, a secret that is a whole word of a name relnb records (the bucket
 `docflow2024-backups`, the title word `snapshot`), the config refuses when it resolves the secret
 (`Config.secret`): one of the two would be wrong in the record, the secret or the name.
@@ -44,7 +53,7 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
 from .errors import ConfigError
 
@@ -140,6 +149,75 @@ def matches_as_token(value: str) -> bool:
     return len(value) <= TOKEN_MATCH_MAX and all(_is_word(c) for c in value)
 
 
+_URL_HEAD = re.compile(r"\A\s*[A-Za-z][A-Za-z0-9+.-]*://")
+# query parameters that carry a credential (`token`, `access_token`, `api_key`, `password`,
+# `X-Amz-Signature`), named as a whole so `authSource=admin` or `keyspace=app` are not taken
+_CREDENTIAL_KEY = re.compile(
+    r"(?i)(?:[a-z0-9]+[_-])*(?:[a-z0-9]*(?:token|secret|password|passwd|pwd)|api[_-]?key|key|sig|signature)"
+)
+_CONNINFO_PASSWORD = re.compile(r"(?:\A|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def _userinfo_password(value: str) -> str | None:
+    """The password of a URL's user-info as written, read the way libpq reads it (the
+    authority ends at the first `/`; the user-info at its last `@`), so a password with
+    characters urllib would split on (`#`, `?`, a space) is still found."""
+    head = _URL_HEAD.match(value)
+    if not head:
+        return None
+    authority = value[head.end() :].split("/", 1)[0]
+    if "@" not in authority:
+        return None
+    userinfo = authority.rsplit("@", 1)[0]
+    return userinfo.split(":", 1)[1] if ":" in userinfo else None
+
+
+def secret_parts(value: str) -> list[tuple[str, str]]:
+    """(what, part) for each secret a value holds besides itself: a URL's password (as written
+    and percent-decoded), credential query parameters, a libpq `password=` keyword."""
+    parts: list[tuple[str, str]] = []
+    raw = _userinfo_password(value)
+    if raw:
+        parts += [("the password of its URL", raw), ("the password of its URL", unquote(raw))]
+    if _URL_HEAD.match(value) and "?" in value:
+        for piece in value.split("?", 1)[1].split("#", 1)[0].split("&"):
+            key, _, raw_value = piece.partition("=")
+            if raw_value and _CREDENTIAL_KEY.fullmatch(unquote_plus(key)):
+                what = f"its query parameter {unquote_plus(key)}"
+                parts += [(what, raw_value), (what, unquote_plus(raw_value))]
+    for match in _CONNINFO_PASSWORD.finditer(value):
+        pw = match.group(1)
+        if pw.startswith("'"):
+            pw = re.sub(r"\\(.)", r"\1", pw[1:-1])
+        parts.append(("its password= keyword", pw))
+    unique: dict[str, str] = {}
+    for what, part in parts:
+        if part and part != value:
+            unique.setdefault(part, what)
+    return [(what, part) for part, what in unique.items()]
+
+
+def _misread_parts(value: str) -> list[str]:
+    """What a parser that ends the user-info at the first `@` (libpq) takes for the password of
+    a URL whose password holds a raw `@`: a piece it quotes in its errors. Scrubbed when long
+    enough; a shorter piece is the driver's text, which `connect_error` never shows."""
+    head = _URL_HEAD.match(value)
+    if not head:
+        return []
+    authority = value[head.end() :].split("/", 1)[0]
+    if authority.count("@") < 2:
+        return []
+    userinfo = authority.split("@", 1)[0]
+    pw = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+    return [p for p in {pw, unquote(pw)} if len(p) >= MIN_SECRET_LENGTH]
+
+
+def is_secret_bearing(url: str) -> bool:
+    """Whether a driver's text about `url` may carry a secret: it holds a credential part, or
+    the whole of it is a registered secret."""
+    return bool(secret_parts(url)) or REDACTOR.name_of(url) is not None
+
+
 @dataclass(frozen=True)
 class _Needle:
     label: str
@@ -201,13 +279,21 @@ class Redactor:
         self._lock = threading.Lock()
         self._needles: dict[str, _Needle] = {}
         self._compiled: tuple[re.Pattern[str], dict[str, _Needle]] | None = None
+        self._whole: dict[str, str] = {}
+
+    def name_of(self, value: str) -> str | None:
+        """The name a whole value was registered under (to name the variable, never the value)."""
+        with self._lock:
+            return self._whole.get(value)
 
     def register(self, value: str, name: str = "secret") -> None:
         """Scrub `value` (and its encodings) from now on; an empty value is nothing to hide.
 
         A value shorter than MIN_SECRET_LENGTH raises UnscrubbableSecret naming `name`, never the
         value: relnb could neither keep it out of its output nor scrub it without rewriting
-        other text, and a secret it silently cannot hide is a leak waiting to happen.
+        other text, and a secret it silently cannot hide is a leak waiting to happen. The same
+        holds for each part (`secret_parts`): a URL whose password is shorter is refused too,
+        naming the variable, since a driver or a log may show that password on its own.
         """
         if not value:
             return
@@ -217,8 +303,23 @@ class Redactor:
                 key=name,
                 fix="use a longer secret",
             )
-        needles = _needles(value, f"[redacted:{name}]")
+        label = f"[redacted:{name}]"
+        needles: dict[str, _Needle] = {}
+        for what, part in secret_parts(value):
+            if len(part) < MIN_SECRET_LENGTH:
+                raise UnscrubbableSecret(
+                    f"secret {name}: {what} is {too_short_message(len(part))}",
+                    key=name,
+                    fix=f"use a password of >= {MIN_SECRET_LENGTH} characters in {name}",
+                )
+            for form, needle in _needles(part, label).items():
+                needles.setdefault(form, needle)
+        for piece in _misread_parts(value):
+            for form, needle in _needles(piece, label).items():
+                needles.setdefault(form, needle)
+        needles.update(_needles(value, label))
         with self._lock:
+            self._whole[value] = name
             for form, needle in needles.items():
                 self._needles.setdefault(form, needle)
             self._compiled = None
@@ -227,6 +328,7 @@ class Redactor:
         """Tests only: start from a clean registry."""
         with self._lock:
             self._needles.clear()
+            self._whole.clear()
             self._compiled = None
 
     @property
@@ -279,7 +381,12 @@ class Redactor:
 def would_rewrite(value: str, text: str) -> bool:
     """Whether registering `value` would change `text` when scrubbed (for the config's check
     that no secret rewrites a name relnb reads back, before the secret is registered)."""
-    return bool(value) and bool(_spans(text, _needles(value, "")))
+    if not value:
+        return False
+    needles = _needles(value, "")
+    for _, part in secret_parts(value):
+        needles.update({f: n for f, n in _needles(part, "").items() if f not in needles})
+    return bool(_spans(text, needles))
 
 
 REDACTOR = Redactor()
@@ -323,3 +430,112 @@ def install_logging_filter(logger: logging.Logger | None = None) -> None:
     target = logger or logging.getLogger("relnb")
     if not any(isinstance(f, ScrubbingFilter) for f in target.filters):
         target.addFilter(ScrubbingFilter())
+
+
+# --------------------------------------------------------------------------- connection errors
+
+_CONNINFO_WORD = re.compile(r"(?:\A|\s)(host|port|dbname|user)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+
+# (what the driver's text says, in lower case) → relnb's own account of it; the driver's text
+# itself is never emitted, because it may quote the URL or a piece of it
+_CAUSES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("unexpected spaces", "invalid uri", "invalid connection option", "missing \"=\"",
+         "unterminated quoted string", "invalid integer value", "invalid port", "invalid percent",
+         "redis url must specify", "invalid literal for int", "port could not be cast",
+         "url cannot be parsed", "unparseable", "invalid url"),
+        "the URL cannot be parsed (check quoting of its password)",
+    ),
+    (("connection refused", "connectionrefusederror", "errno 111]"), "connection refused at {at}"),
+    (("timeout", "timed out"), "no answer from {at} (timed out)"),
+    (
+        ("could not translate host name", "name or service not known", "nodename nor servname",
+         "name resolution", "getaddrinfo"),
+        "host {host} not found",
+    ),
+    (
+        ("password authentication failed", "authentication failed", "wrongpass", "noauth",
+         "invalid username-password", "invalid password", "no password supplied",
+         "password is required"),
+        "authentication failed at {at}{as_user}",
+    ),
+    (("no pg_hba.conf entry",), "the server at {at} refuses this client (pg_hba.conf)"),
+    (("does not exist",), "{at} says the database or role does not exist{db}"),
+    (("ssl", "tls", "certificate"), "TLS negotiation with {at} failed"),
+)
+
+
+def url_endpoint(url: str) -> dict[str, str]:
+    """host, port, user, dbname of a URL or keyword conninfo, read without any driver (parts a
+    message may name; never the password)."""
+    head = _URL_HEAD.match(url)
+    if not head:
+        found = {k: v.strip("'") for k, v in _CONNINFO_WORD.findall(url)}
+        return _plain({k: found.get(k, "") for k in ("host", "port", "user", "dbname")})
+    rest = url[head.end() :]
+    authority, _, path = rest.partition("/")
+    userinfo, _, hostport = authority.rpartition("@")
+    user = unquote(userinfo.split(":", 1)[0])
+    if hostport.startswith("["):
+        host, _, port = hostport[1:].partition("]")
+        port = port.lstrip(":")
+    else:
+        host, _, port = hostport.partition(":")
+    dbname = unquote(path.split("?", 1)[0].split("#", 1)[0])
+    return _plain({"host": host, "port": port, "user": user, "dbname": dbname})
+
+
+_PLAIN = {"host": re.compile(r"[A-Za-z0-9._:-]+"), "port": re.compile(r"[0-9]{1,5}")}
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,63}")
+
+
+def _plain(parts: dict[str, str]) -> dict[str, str]:
+    """Only parts that look like what they are: a URL the parser got wrong (a password with
+    `/` or `@` in it) must not put a piece of the password where the host should be."""
+    return {
+        k: v if _PLAIN.get(k, _PLAIN_NAME).fullmatch(v) else "" for k, v in parts.items()
+    }
+
+
+def _ambiguous(url: str) -> bool:
+    """Whether urllib (redis-py, most drivers) and libpq read a different host out of `url`: a
+    raw `#`, `?`, `/` or `@` in the password moves where the host seems to start, and the
+    driver's error then names a piece of the password as the host."""
+    if not _URL_HEAD.match(url):
+        return False
+    try:
+        theirs = urlsplit(url).hostname or ""
+    except ValueError:
+        return True
+    return theirs.lower() != url_endpoint(url)["host"].strip("[]").lower()
+
+
+def connect_error(exc: BaseException, url: str, what: str = "the database") -> str:
+    """`cannot connect to $VAR: <why>` in relnb's own words, for an exception raised while
+    opening a connection to `url` (issue 22 item 2).
+
+    A driver quotes what it cannot parse, so about a secret-bearing URL its text is never
+    used, only classified; the variable is named when the URL is a registered secret. About a
+    URL without credentials the driver's first line is kept (scrubbed): it is the best help.
+    """
+    name = REDACTOR.name_of(url)
+    target = f"${name}" if name else what
+    text = f"{type(exc).__name__}: {exc}".lower()
+    if _ambiguous(url):
+        text = "url cannot be parsed"  # the driver connected (or not) to a host of its own reading
+    if not (secret_parts(url) or name):
+        detail = scrub(str(exc)).strip().splitlines()
+        return f"cannot connect to {target}: {detail[0][:200] if detail else type(exc).__name__}"
+    ep = url_endpoint(url)
+    host = ep["host"] or "localhost"
+    at = f"{host}:{ep['port']}" if ep["port"] else host
+    fields = {
+        "at": at,
+        "host": host,
+        "as_user": f" as user {ep['user']}" if ep["user"] else "",
+        "db": f" (database {ep['dbname']!r}, user {ep['user']!r})" if ep["dbname"] else "",
+    }
+    for needles, template in _CAUSES:
+        if any(n in text for n in needles):
+            return scrub(f"cannot connect to {target}: {template.format(**fields)}")
+    return scrub(f"cannot connect to {target} at {at}: {type(exc).__name__} (driver text withheld)")

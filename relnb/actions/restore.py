@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..redact import scrub
+from ..redact import connect_error, scrub
 from ..results import Outcome
 from .pgtools import count_rows, download, find_pg_tool, libpq_args, s3_client
 
@@ -71,7 +71,7 @@ def restore_snapshot_s3(
                     server_major = conn.info.server_version // 10000
             except psycopg.Error as exc:
                 return Outcome.failed(
-                    f"{gate}: cannot connect to the target database: {scrub(str(exc))[:200]}", **ev
+                    f"{gate}: {connect_error(exc, db_url, 'the target database')}", **ev
                 )
             need = max(server_major, dump_major or 0)
             tool = find_pg_tool("pg_restore", need, pg_restore)

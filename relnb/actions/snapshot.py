@@ -21,7 +21,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
-from ..redact import scrub
+from ..redact import connect_error, scrub
 from ..results import Outcome
 from .pgtools import MIB, count_rows, download, drain, find_pg_tool, libpq_args, s3_client
 
@@ -69,7 +69,7 @@ def take_snapshot_s3(
     try:
         conn = psycopg.connect(db_url, connect_timeout=10)
     except psycopg.Error as exc:
-        return Outcome.failed(f"D2: cannot connect to the database: {scrub(str(exc))[:200]}", **ev)
+        return Outcome.failed(f"D2: {connect_error(exc, db_url)}", **ev)
     try:
         server_num = conn.info.server_version
         ev["server_version"] = f"{server_num // 10000}.{server_num % 10000}"

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..eventtext import md_code, md_escape
 from ..redact import scrub
 from ..results import Outcome
 
@@ -116,11 +117,14 @@ class ChangelogInputs:
 
 
 def _entry(c: Commit) -> str:
-    scope = f"**{c.scope}:** " if c.scope else ""
+    """A commit's line; its text is the author's, so it is escaped: a changelog is rendered
+    (GitHub, nbconvert, the archive), and a subject must not become HTML or a link (issue 22
+    item 3)."""
+    scope = f"**{md_escape(c.scope)}:** " if c.scope else ""
     prefix = "**BREAKING:** " if c.breaking else ""
-    line = f"- {prefix}{scope}{c.description} ({c.sha[:7]})"
+    line = f"- {prefix}{scope}{md_escape(c.description)} ({md_escape(c.sha[:7])})"
     if c.breaking_note:
-        line += f"\n  {c.breaking_note}"
+        line += f"\n  {md_escape(' '.join(c.breaking_note.split()))}"
     return line
 
 
@@ -143,25 +147,26 @@ def render_section(inputs: ChangelogInputs) -> str:
                 if rev
                 else ("not reversible" if rev is False else "reversibility unknown")
             )
-            reason = f": {m['reason']}" if m.get("reason") else ""
-            lines.append(f"- `{m['name']}` — {how}{reason}")
+            reason = f": {md_escape(str(m['reason']))}" if m.get("reason") else ""
+            lines.append(f"- `{md_code(str(m['name']))}` — {how}{reason}")
         lines.append("")
     api = inputs.api
-    api_lines = [f"- Added `{op}`" for op in api.get("added", [])]
-    api_lines += [f"- Removed `{op}`" for op in api.get("removed", [])]
-    api_lines += [f"- Changed `{op}`" for op in api.get("changed", [])]
+    api_lines = [f"- Added `{md_code(str(op))}`" for op in api.get("added", [])]
+    api_lines += [f"- Removed `{md_code(str(op))}`" for op in api.get("removed", [])]
+    api_lines += [f"- Changed `{md_code(str(op))}`" for op in api.get("changed", [])]
     for b in api.get("breaking_changes", []):
-        what = b.get("operation") or b.get("field") or ""
-        detail = f" {b['field']}" if b.get("field") and b.get("operation") else ""
-        api_lines.append(f"- **BREAKING:** {b.get('kind', 'change')} `{what}`{detail}")
+        what = md_code(str(b.get("operation") or b.get("field") or ""))
+        detail = f" {md_escape(str(b['field']))}" if b.get("field") and b.get("operation") else ""
+        kind = md_escape(str(b.get("kind", "change")))
+        api_lines.append(f"- **BREAKING:** {kind} `{what}`{detail}")
     if api_lines:
         lines += ["### API", "", *api_lines, ""]
     if inputs.incidents:
         lines += ["### Incidents", ""]
         for i in inputs.incidents:
-            test = f"test `{i.test}`" if i.test else ("test waived" if i.waiver else "no test yet")
-            span = f"{i.started_at or '?'} – {i.ended_at or 'open'}"
-            lines.append(f"- [{i.severity}] {i.title} ({span}); {test}")
+            test = f"test `{md_code(i.test)}`" if i.test else ("test waived" if i.waiver else "no test yet")
+            span = md_escape(f"{i.started_at or '?'} – {i.ended_at or 'open'}")
+            lines.append(f"- [{md_escape(i.severity)}] {md_escape(i.title)} ({span}); {test}")
         lines.append("")
     if len(lines) == 2:
         lines += ["No user-visible changes.", ""]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReleaseNotFound, UsageError
+from ..eventtext import terminal_text
 from ..redact import scrub
 from . import files as F
 
@@ -231,7 +232,9 @@ def show_text(summary: dict[str, Any], changelog: str | None, timeline: str | No
     if timeline:
         out += ["", "timeline:", *("  " + ln for ln in timeline.splitlines())]
     out += ["", "changelog:", changelog.rstrip() if changelog else "  (none)"]
-    return "\n".join(out)
+    # incidents, sign-offs, notes and commit subjects are outside text: no escape sequence in
+    # them may reach the terminal (issue 22 item 3)
+    return terminal_text("\n".join(out))
 
 
 def cmd_show(args: argparse.Namespace) -> int:

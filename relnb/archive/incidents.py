@@ -261,9 +261,9 @@ class IncidentList:
             return "<p class='relnb-incidents'>No incidents recorded.</p>"
         rows = []
         for i in self.incidents:
-            test = i.test or (
-                "waived: " + str(i.waiver.get("reason")) if i.waiver else "<b>no test</b>"
-            )
+            test = html.escape(i.test) if i.test else None
+            if test is None:  # outside text is escaped; only relnb's own mark is markup
+                test = html.escape("waived: " + str(i.waiver.get("reason"))) if i.waiver else "<b>no test</b>"
             rows.append(
                 "<tr>"
                 + "".join(
@@ -274,7 +274,7 @@ class IncidentList:
                         html.escape(i.title),
                         html.escape(f"{i.started_at or '?'} → {i.ended_at or 'open'}"),
                         html.escape(i.follow_up or ""),
-                        test if test.startswith("<b>") else html.escape(test),
+                        test,
                     )
                 )
                 + "</tr>"

@@ -14,6 +14,7 @@ import html
 import json
 from typing import Any
 
+from ..eventtext import md_code, md_escape, md_sanitize
 from ..gates import SECTIONS, Kind, gates_in
 from .record import ArchiveView
 
@@ -40,12 +41,16 @@ def _template_call(gate_id: str, kind: Kind) -> str:
 def notebook_cells(view: ArchiveView, changelog: str | None) -> list[tuple[str, str, Any]]:
     """(cell type, source, object shown) in template order; markdown cells show nothing."""
     c = view.info
+
+    def md(value: Any) -> str:
+        return md_escape(str(value))
+
     cells: list[tuple[str, str, Any]] = [
         (
             "markdown",
-            f"# Release {view.release_id} — sealed record\n\n"
-            f"Version **{c.get('version')}**, environment **{c.get('environment')}**, "
-            f"git `{c.get('git_sha')}`, created by {(c.get('author') or {}).get('name')}.\n\n"
+            f"# Release {md(view.release_id)} — sealed record\n\n"
+            f"Version **{md(c.get('version'))}**, environment **{md(c.get('environment'))}**, "
+            f"git `{md_code(str(c.get('git_sha')))}`, created by {md((c.get('author') or {}).get('name'))}.\n\n"
             "Each code cell reads the recorded result from the journal beside this notebook "
             "(nothing is re-run); the comment above it is the live notebook's cell. The "
             "notebook source that ran is archived next to this file.",
@@ -80,8 +85,14 @@ def notebook_cells(view: ArchiveView, changelog: str | None) -> list[tuple[str, 
         cells.append(("code", f"record.charts()[{i}]", chart))
     cells.append(("markdown", "## Incidents", None))
     cells.append(("code", "record.incidents()", view.incidents()))
+    # the section escapes what it quotes; sanitised again here, as archives may carry one
+    # written before it did (issue 22 item 3)
     cells.append(
-        ("markdown", "## Changelog\n\n" + (changelog or "No changelog section was produced."), None)
+        (
+            "markdown",
+            "## Changelog\n\n" + (md_sanitize(changelog) if changelog else "No changelog section was produced."),
+            None,
+        )
     )
     cells.append(("markdown", "## Timeline", None))
     cells.append(("code", "record.timeline()", view.timeline()))
@@ -149,7 +160,9 @@ def _md_to_html(text: str) -> str:
 
     out, in_list = [], False
     for line in text.splitlines():
-        esc = html.escape(line)
+        # what the Markdown encodes (entities, backslash escapes) shown as the literal text it is
+        esc = html.escape(html.unescape(line))
+        esc = re.sub(r"\\([\\\[\]`*_])", lambda m: f"&#{ord(m.group(1))};", esc)
         esc = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", esc)
         esc = re.sub(r"`([^`]+)`", r"<code>\1</code>", esc)
         esc = re.sub(r"\*(.+?)\*", r"<i>\1</i>", esc)

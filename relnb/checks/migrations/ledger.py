@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...plugins import Registry
-from ...redact import scrub
+from ...redact import connect_error, scrub
 from ...results import Outcome
 from .ondisk import (
     DISK_READERS,
@@ -400,10 +400,7 @@ def verify_ledger(
             connect_timeout_s=connect_timeout_s,
         )
     except Exception as exc:
-        return Outcome.inconclusive(
-            f"cannot connect to {where}: {scrub(str(exc)).splitlines()[0] if str(exc) else exc!r}",
-            **ev,
-        )
+        return Outcome.inconclusive(connect_error(exc, database_url, where), **ev)
     try:
         with conn:
             ev["session"] = session_proof(conn)

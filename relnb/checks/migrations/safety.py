@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ...redact import scrub
+from ...redact import connect_error, scrub
 from ...results import Outcome
 from .included import GitError, Migration, discover_migrations, new_migrations_since
 from .ledger import LedgerMissing, display_url, read_ledger, readonly_connect, session_proof
@@ -326,7 +326,11 @@ def _select_pending(
         return list(pending), {"pending_from": "given"}, None
     if ledger_url:
         try:
-            with readonly_connect(ledger_url) as conn:
+            session = readonly_connect(ledger_url)
+        except Exception as exc:
+            return None, {}, f"cannot read the {ledger_kind} ledger: {connect_error(exc, ledger_url)}"
+        try:
+            with session as conn:
                 proof = session_proof(conn)
                 try:
                     rep = read_ledger(conn, ledger_kind, migrations_dir)
@@ -416,11 +420,13 @@ def check_migration_safety(
     traces: dict[str, MigrationTrace] = {}
     import psycopg
 
+    opened = False
     try:
         with (
             shadow_database(admin_url) as shadow_url,
             psycopg.connect(shadow_url, autocommit=True) as conn,
         ):
+            opened = True
             pg_major = server_major(conn)
             ev["shadow"] = {
                 "server": display_url(admin_url),
@@ -451,9 +457,11 @@ def check_migration_safety(
                 tr.apply = apply_like_tool(conn, m.sql, stmts, tool)
                 traces[m.name] = tr
     except psycopg.Error as exc:
+        # the driver quotes what it cannot parse of the admin URL: until a session is open
+        # its text is not used (issue 22 item 2)
+        why = scrub(str(exc)).strip()[:200] if opened else connect_error(exc, admin_url)
         return Outcome.inconclusive(
-            f"cannot use a shadow database on {display_url(admin_url)}: {scrub(str(exc)).strip()[:200]}",
-            **ev,
+            f"cannot use a shadow database on {display_url(admin_url)}: {why}", **ev
         )
 
     touched = {
@@ -472,7 +480,8 @@ def check_migration_safety(
                 "sizes": sizes,
             }
         except Exception as exc:
-            ev["production"] = {"url": display_url(production_url), "error": scrub(str(exc))[:200]}
+            error = connect_error(exc, production_url, "the production database")
+            ev["production"] = {"url": display_url(production_url), "error": error}
             sizes = None
 
     all_findings: list[tuple[str, Finding]] = []

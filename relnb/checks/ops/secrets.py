@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
-from ...redact import Secret, scrub
+from ...redact import Secret, connect_error, scrub
 from ...results import Outcome
 
 KINDS = ("postgres", "redis", "s3", "oidc", "plain")
@@ -264,6 +264,14 @@ def _hide(text: str, value: str) -> str:
     return text[:240]
 
 
+def _probe_error(exc: BaseException, spec: SecretSpec, value: str) -> str:
+    """A failed probe in one line. About a URL (postgres, redis) the driver's text is not used:
+    it quotes what it cannot parse, a password included (issue 22 item 2)."""
+    if spec.kind in ("postgres", "redis"):
+        return connect_error(exc, value, f"${spec.name}")
+    return f"{type(exc).__name__}: {exc}"
+
+
 def probe_postgres(url: str, timeout_s: float) -> str:
     import psycopg
 
@@ -423,7 +431,7 @@ def _run_probes(
             f["probe"] = _hide(run_probes[spec.kind](value, spec), value)
             f["probe_ok"] = True
         except Exception as exc:
-            f["probe"] = _hide(f"{type(exc).__name__}: {exc}", value)
+            f["probe"] = _hide(_probe_error(exc, spec, value), value)
             f["probe_ok"] = False
         f["probe_ms"] = round((time.perf_counter() - t0) * 1000, 1)
 

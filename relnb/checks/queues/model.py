@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ...errors import RelnbError
-from ...redact import scrub
+from ...redact import connect_error, is_secret_bearing, scrub, url_endpoint
 
 if TYPE_CHECKING:
     import redis
@@ -174,13 +174,10 @@ def describe_redis_url(url: str) -> str:
     if scheme == "unix":
         db = parse_qs(parts.query).get("db", ["0"])[0]
         return f"unix://{parts.path}?db={db}"
-    host = parts.hostname or "localhost"
-    try:
-        port = parts.port or 6379
-    except ValueError:
-        port = "?"
-    db = (parts.path or "/0").lstrip("/") or "0"
-    return f"{scheme}://{host}:{port}/{db}"
+    # host, port and database read the way libpq reads a URL and kept only when they look like
+    # one: a raw `#`, `?` or `@` in the password must not put a piece of it in the evidence
+    ep = url_endpoint(url)
+    return f"{scheme}://{ep['host'] or 'localhost'}:{ep['port'] or 6379}/{ep['dbname'] or '0'}"
 
 
 def _url_password(url: str) -> str | None:
@@ -192,7 +189,14 @@ def _url_password(url: str) -> str | None:
 
 
 def clean_error(exc: BaseException, url: str) -> str:
-    """An exception message fit for evidence: scrubbed, and without the URL's password."""
+    """An exception message fit for evidence: scrubbed, and without the URL's password. A failure
+    to connect to a URL with credentials is told in relnb's words, not the driver's (which may
+    quote the password; issue 22 item 2)."""
+    import redis
+
+    connecting = redis.ConnectionError | redis.TimeoutError | OSError | ValueError
+    if isinstance(exc, connecting) and is_secret_bearing(url):
+        return scrub_reason(connect_error(exc, url, "Redis"), 200)
     text = f"{type(exc).__name__}: {exc}"
     pw = _url_password(url)
     if pw:
