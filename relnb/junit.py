@@ -1,4 +1,5 @@
-"""JUnit XML for CI: one testcase per gate, so a CI dashboard shows the checklist."""
+"""JUnit XML for CI: one testcase per gate (and per rollback step), so a CI dashboard shows the
+checklist and how a rollback went."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ def write_junit(state: ReleaseState, path: str | Path) -> Path:
     suite = ET.Element("testsuite", name=f"relnb release {state.release_id}")
     counts = {"tests": 0, "failures": 0, "skipped": 0, "errors": 0}
     total_time = 0.0
-    for r in table.rows:
+    # a rollback's steps are testcases too: a rollback that failed must be red on the dashboard
+    rows = [*table.rows, *(r.with_(title=f"rollback: {r.title}") for r in table.rollback)]
+    for r in rows:
         counts["tests"] += 1
         case = ET.SubElement(
             suite, "testcase", classname=f"relnb.{state.release_id}.{r.gate_id[0]}", name=f"{r.gate_id} {r.title}"

@@ -353,3 +353,14 @@ def test_f1_tags_on_a_machine_whose_git_has_no_identity(release, tmp_path, monke
     tagger = subprocess.run(["git", "for-each-ref", "--format=%(taggeremail)", "refs/tags/v1.4.0"],
                             cwd=release.config.root, capture_output=True, text=True).stdout.strip()
     assert tagger == "<lead@example.org>"
+
+
+def test_a_failed_rollback_is_a_failing_testcase_in_junit(release, tmp_path):
+    from relnb.junit import write_junit
+
+    deployed(release, tmp_path)
+    release.check("D5", lambda: Outcome.failed("login flow 500"))
+    release.rollback(confirmed=True)
+    xml = write_junit(relnb.read_state(release.id, config=release.config), tmp_path / "junit.xml").read_text()
+    assert 'name="E3 rollback: rollback-plan"' in xml and xml.count("<testcase") == 34
+    assert 'tests="34"' in xml
