@@ -12,9 +12,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import relnb
 from relnb import (
@@ -28,6 +28,50 @@ from relnb import (
 )
 
 EXIT_USAGE = 3
+
+# Options whose value may look like an option (`--window -5m`): argparse would say "expected one
+# argument" about a value the user did give, so they are joined as `--window=-5m` and the
+# duration type names what is wrong with it.
+_DURATION_OPTIONS = ("--window", "--timeout")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line naming the command and the help to read (exit 2, mapped to 3)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def duration_option(option: str) -> Callable[[str], str]:
+    """An argparse type for a positive duration; the value is kept as written (it is journaled)."""
+
+    def check(text: str) -> str:
+        try:
+            seconds = relnb.parse_duration(text, where=option)
+        except RelnbError:
+            seconds = None
+        if seconds is None or not seconds > 0 or seconds == float("inf"):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a positive duration; write e.g. {option}=30s, {option}=2m, {option}=1h"
+            )
+        return text
+
+    check.__name__ = "duration"  # argparse names the type in its messages
+    return check
+
+
+def _join_dashed_values(argv: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        if args[i] in _DURATION_OPTIONS and i + 1 < len(args) and args[i + 1].startswith("-") and args[i + 1][1:2].isdigit():
+            out.append(f"{args[i]}={args[i + 1]}")
+            i += 2
+            continue
+        out.append(args[i])
+        i += 1
+    return out
 
 
 def _out(text: str) -> None:
@@ -74,6 +118,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
+    _check_declared_flows(config)
     for key, var in config.secret_refs():
         config.secret(var, key=key)  # a missing secret is a usage error (exit 3) before anything runs
     sign_offs: dict[str, dict[str, Any]] = {}
@@ -128,6 +173,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     _out(repr(state.table()))
     _out(f"verdict: {state.verdict()} (exit {code})")
     return code
+
+
+def _check_declared_flows(config: relnb.Config) -> None:
+    """Declarative smoke flows (smoke.files, [smoke.flows]) are config: parse them before the run,
+    so a typo is exit 3 naming the file and key instead of B5/D5 failing hours in. Python flow
+    modules are left to the gates, since loading them runs the app's code."""
+    smoke = config.data["smoke"]
+    if not (smoke["files"] or smoke["flows"]):
+        return
+    from relnb.checks.http.flowfile import parse_flows, read_flow_file
+
+    for spec in smoke["files"]:
+        read_flow_file(config.repo_path() / spec, spec)
+    if smoke["flows"]:
+        parse_flows(smoke["flows"], config.file, "smoke.flows")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -252,7 +312,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="relnb", description="Notebook-driven release journal.")
+    p = _Parser(prog="relnb", description="Notebook-driven release journal.")
     p.add_argument("--version", action="version", version=f"relnb {relnb.__version__}")
     p.add_argument("--config", help="relnb.toml or pyproject.toml to use (default: nearest one)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -276,11 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--rerun", metavar="IDS", help="settled gates to run again, comma separated (needs --rerun-reason)")
     r.add_argument("--rerun-reason", metavar="TEXT", help="why the --rerun gates must run again (journaled)")
     r.add_argument("--skip", action="append", metavar="ID=REASON", help="declare an optional gate not needed")
-    r.add_argument("--window", help="shorten the monitoring windows for a rehearsal (journaled), e.g. 2m: "
+    r.add_argument("--window", type=duration_option("--window"), help="shorten the monitoring windows for a rehearsal (journaled), e.g. 2m: "
         "a shortened window never passes, it is at most waived (see --window-reason)")
     r.add_argument("--window-reason", metavar="TEXT", help="why the windows are shortened: a window that was "
         "clean but shorter than configured is waived in these words, by you (or by the approval signed for them)")
-    r.add_argument("--timeout", default="6h", help="stop the run after this long (default 6h)")
+    r.add_argument("--timeout", default="6h", type=duration_option("--timeout"), help="stop the run after this long (default 6h)")
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("status", help="print the gate table of a release")
@@ -310,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
         "relnb_demo package; its servers come with pip install 'relnb[demo]'.",
     )
     d.add_argument("--fault", action="append", metavar="NAME[@ENV]", help="inject a fault (repeatable), e.g. dlq@production")
-    d.add_argument("--window", default="2m", help="monitoring window (default 2m; 30m for the real thing)")
+    d.add_argument("--window", default="2m", type=duration_option("--window"), help="monitoring window (default 2m; 30m for the real thing)")
     d.add_argument("--keep", action="store_true", help="leave the stack running and print how to stop it")
     d.add_argument("--postgres-url", help="use this PostgreSQL (superuser) instead of an embedded one")
     d.add_argument("--redis-url", help="use this Redis instead of an embedded one")
@@ -332,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_join_dashed_values(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:
         return EXIT_USAGE if exc.code not in (0, None) else 0
     relnb.redact.install_logging_filter()

@@ -87,7 +87,7 @@ class _Validator:
                     sub[n] = (
                         self.table(spec.value, v, join_key(key, n))
                         if isinstance(spec.value, Table)
-                        else self.key(spec.value, v, join_key(key, n))
+                        else self.key(spec.value, v, join_key(key, n), named=True)
                     )
                 out[name] = sub
             else:
@@ -99,7 +99,9 @@ class _Validator:
                 out[name] = self.key(spec, value, key)
         return out
 
-    def key(self, spec: Key, value: Any, key: str) -> Any:
+    def key(self, spec: Key, value: Any, key: str, *, named: bool = False) -> Any:
+        """One value checked against its spec; `named` marks an entry of a name-keyed table (a
+        PromQL query, an image repository), whose key is the user's name, not a URL key."""
         if isinstance(value, bool) and bool not in spec.types:
             ok = False
         else:
@@ -114,8 +116,47 @@ class _Validator:
                 if not isinstance(item, spec.items):
                     raise self.error(f"{key}[{i}]", f"expected {typename(spec.items())}, got {typename(item)}")
         if key.endswith(("window", "interval", "soak", "baseline", "max_age", "timeout", "max_job_age", "check_interval", "settle")):
-            parse_duration(value, where=f"{self.file}: {key}")
+            seconds = parse_duration(value, where=f"{self.file}: {key}")
+            if seconds < 0 or (seconds == 0 and key.endswith(_POSITIVE_DURATIONS)):
+                raise self.error(key, f"{value!r} is not a positive duration", "write e.g. 30s, 45m, 2h")
+        name = key.rsplit(".", 1)[-1]
+        if not named and (name in _URL_KEYS or name.endswith("_url")) and spec.types in ((str,), (list,)):
+            for i, url in enumerate(value if isinstance(value, list) else [value]):
+                where = f"{key}[{i}]" if isinstance(value, list) else key
+                full = str(url)
+                if key.endswith("registry.url") and "://" not in full:
+                    full = f"https://{full}"  # a registry is also named by host[:port], as image names do
+                problem = url_problem(full)
+                if problem:
+                    raise self.error(where, f"{url!r} is not a URL: {problem}", "write it as http(s)://host[:port][/path]")
         return value
+
+
+# Durations that a zero makes meaningless (a window that watches nothing, a sampling loop that
+# spins, a time limit that is already over); soak, baseline and settle may be zero on purpose.
+_POSITIVE_DURATIONS = ("window", "interval", "timeout", "check_interval")
+
+# Keys holding an http(s) URL relnb sends requests to (besides every `*_url`): a typo there
+# ("htp:/host") would otherwise turn a check into one that never reaches its target.
+_URL_KEYS = frozenset({"url", "urls", "issuer", "origin"})
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not an absolute http(s) URL relnb can request, or None when it is."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return f"the scheme must be http or https, not {parts.scheme!r}" if parts.scheme else "it has no http(s):// scheme"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "it contains whitespace or control characters"
+    if not parts.hostname or not url.startswith(f"{parts.scheme}://"):
+        return "it names no host"
+    return None
 
 
 @dataclass
@@ -144,6 +185,26 @@ class Config:
     @property
     def file(self) -> str:
         return str(self.path) if self.path else "(defaults)"
+
+    def require_environment(self, name: str | None = None) -> None:
+        """The least a release can run against: a config file with the target environment (or,
+        before the target is known, any environment). Without one, every gate that talks to the
+        app has nothing to reach, and a run would record a whole release about nothing."""
+        if self.path is None:
+            raise ConfigError(
+                f"no relnb.toml found in {self.root} or above",
+                key="environments",
+                fix=f"create {self.root / 'relnb.toml'} with [environments.{name or 'production'}] and its base_url",
+            )
+        if name is not None:
+            self.env(name)
+        elif not self.data["environments"]:
+            raise ConfigError(
+                f"{self.file}: environments: no environment is configured",
+                path=self.file,
+                key="environments",
+                fix='add [environments.production] with base_url = "https://…" (and [environments.staging])',
+            )
 
     def repo_path(self) -> Path:
         return (self.root / self.project["repo"]).resolve()

@@ -384,7 +384,9 @@ def reference_markdown() -> str:
         "relnb reads `relnb.toml` (or `[tool.relnb]` in `pyproject.toml`) from the project root.",
         "Unknown keys and wrong types are errors naming the file and the key. Keys ending in `_env`",
         "name an environment variable holding a secret; the value itself never goes in the file.",
-        "Durations are written like `30s`, `45m`, `2h`. This page is generated from the schema",
+        "Durations are written like `30s`, `45m`, `2h` (windows, intervals and time limits above zero).",
+        "URL keys (`*_url`, `url`, `urls`, `issuer`, `origin`) are absolute `http(s)://` URLs (a registry",
+        "`url` may be `host[:port]`). `relnb run` needs the release's `[environments.<name>]`. This page is generated from the schema",
         "(`relnb.config.reference_markdown()`); a test keeps it current.",
         "",
     ]

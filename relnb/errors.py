@@ -71,15 +71,16 @@ class JournalError(RelnbError):
 class JournalLocked(JournalError):
     """Another process holds the single-writer lock of this release."""
 
-    def __init__(self, message: str, *, pid: int | None, path: str | None = None) -> None:
+    def __init__(self, message: str, *, pid: int | None, path: str | None = None, fix: str | None = None) -> None:
         self.pid = pid
-        super().__init__(message, path=path)
+        super().__init__(message, path=path, fix=fix)
 
 
 class JournalCorrupt(JournalError):
-    """The hash chain or the file layout is broken; `seq` names the first bad event."""
+    """The hash chain or the file layout is broken; `seq` names the first bad event.
 
-    exit_code = 1
+    Exit 3 like every input relnb cannot use: `relnb verify` reports a broken chain itself (exit 1),
+    while a command that needs the journal (run, status, new) stops on it before doing anything."""
 
     def __init__(self, message: str, *, seq: int | None, path: str | None = None) -> None:
         self.seq = seq

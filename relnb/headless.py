@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, parse_duration
-from .errors import UsageError
+from .errors import JournalLocked, UsageError
 from .eventtext import describe_event
 from .gates import get_gate
-from .journal import JOURNAL_NAME, tail_events
+from .journal import JOURNAL_NAME, ensure_unlocked, tail_events
 from .redact import scrub
 from .release import read_state, release_dir
 from .runcontext import (
@@ -119,6 +119,7 @@ def load_sign_offs_file(path: Path) -> dict[str, dict[str, Any]]:
     from .signing.approvals_file import is_approvals_file, read_approvals, sign_offs_for_run
 
     if is_approvals_file(data):  # `relnb sign` output: pre-signed approvals, verified when used
+        _check_approvals_shape(data, path)
         return sign_offs_for_run(read_approvals(path))
     if not isinstance(data, dict):
         raise UsageError(f"sign-offs file {path}: expected an object of gate IDs", path=str(path))
@@ -129,6 +130,22 @@ def load_sign_offs_file(path: Path) -> dict[str, dict[str, Any]]:
             raise UsageError(f"sign-offs file {path}: {gate} needs a 'by'", path=str(path), key=gate)
         out[gid] = _sign_off_entry(f"sign-offs file {path}: {gate}", str(entry["by"]), str(entry.get("note", "")))
     return out
+
+
+def _check_approvals_shape(data: dict[str, Any], path: Path) -> None:
+    """An approvals file that is not the shape `relnb sign` writes is a usage error naming the
+    field, never a TypeError from deep inside the reader (issue 22: 0 tracebacks on bad input)."""
+    fix = "create it with `relnb sign`, or pass a plain sign-offs file"
+    approvals = data.get("approvals", [])
+    if not isinstance(approvals, list):
+        raise UsageError(f"approvals file {path}: approvals must be a list", path=str(path), key="approvals", fix=fix)
+    for i, item in enumerate(approvals):
+        if not isinstance(item, dict) or not isinstance(item.get("statement"), dict):
+            raise UsageError(f"approvals file {path}: approvals[{i}] is not a signed approval (no statement object)",
+                             path=str(path), key=f"approvals[{i}]", fix=fix)
+    for key in ("release_id", "release_sha"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise UsageError(f"approvals file {path}: {key} is missing or not a string", path=str(path), key=key, fix=fix)
 
 
 def approvals_file_at(path: Path) -> Any:
@@ -227,8 +244,21 @@ def run_notebook(
     state = read_state(rid, config=config)  # raises ReleaseNotFound (exit 3) before anything runs
     if state.sealed:
         raise UsageError(f"release {rid} is sealed (archived); nothing more can run in it", fix="start a new release")
+    # an empty relnb.toml (or one without the release's environment) would run a whole release
+    # about nothing, every gate failing on the missing config: refuse before anything is recorded
+    config.require_environment(state.created.get("environment") or None)
     journal = release_dir(config.root, rid, config) / JOURNAL_NAME
+    # another writer (a second `relnb run`, an open notebook) would make the child die on the lock
+    # after the set-up cell, and its failure would read like a release that ran: refuse first
+    ensure_unlocked(journal.parent)
     checked = signing_preflight(opts, config, state)
+    if checked is not None and checked.invalid:  # a file the run was given that cannot be used
+        where = f"approvals file {opts.approvals}" if opts.approvals else "approvals"
+        raise UsageError(
+            f"{where}: release {rid} not started: invalid approval: {'; '.join(checked.invalid)}",
+            path=str(opts.approvals) if opts.approvals else None,
+            fix=f"sign them again for this release with `relnb sign {rid} <gate>` and pass the new file with --sign-offs",
+        )
     if checked is not None and checked.exit_code != EXIT_OK:
         emit(f"relnb run: release {rid} not started: approvals are missing or invalid")
         for line in checked.lines():
@@ -299,6 +329,9 @@ def run_notebook(
                 raise
         rc = proc.wait()
         output = scrub(log_path.read_text(errors="replace"))
+    locked = next((ln for ln in output.splitlines() if ln.startswith("relnb.errors.JournalLocked: ")), None)
+    if rc != 0 and locked is not None:  # a writer started between the probe and the child's open
+        raise JournalLocked(locked.split(": ", 1)[1], pid=None, path=str(journal))
     state = read_state(rid, config=config)
     if opts.junit:
         from .junit import write_junit

@@ -4,7 +4,7 @@ Each line is one event `{seq, ts, type, payload, prev, hash}`; `hash` is the sha
 canonical JSON of the other five fields, and `prev` is the hash of the event before it, so
 changing, removing or reordering any event breaks the chain at a seq we can name.
 
-One process writes a release at a time (an flock on `.lock`, which records the holder's pid and
+One process writes a release at a time (an flock on `.lock`, which records the holder's pid, host and start time and
 dies with the process). Every append is flushed and fsync'd before it returns. A line that was
 being written when the process died (a "torn tail") is reported by `verify`; a writer that opens
 such a journal sets the torn bytes aside in a file beside it and records a `torn-tail` event, so
@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import socket
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -229,6 +230,53 @@ def _read_lock_holder(lock_path: Path) -> int | None:
         return None
 
 
+def _lock_holder_text(lock_path: Path) -> str:
+    """'pid 123 on host web1 since 2026-…' from the lock file (`pid host since`), as far as it says."""
+    try:
+        words = lock_path.read_text().split()
+    except OSError:
+        words = []
+    pid = words[0] if words and words[0].isdigit() else "unknown"
+    text = f"pid {pid}"
+    if len(words) > 1:
+        text += f" on host {words[1]}"
+    if len(words) > 2:
+        text += f" since {words[2]}"
+    return text
+
+
+def _locked(lock_path: Path, journal: Path) -> JournalLocked:
+    return JournalLocked(
+        f"release journal {journal} is being written by another process "
+        f"({_lock_holder_text(lock_path)}); one writer per release",
+        pid=_read_lock_holder(lock_path),
+        path=str(journal),
+        fix="wait for that run to finish or stop it (close that notebook), then run again",
+    )
+
+
+def ensure_unlocked(directory: str | os.PathLike[str]) -> None:
+    """Raise JournalLocked naming the holder when another process writes this release now.
+
+    A probe, so `relnb run` can refuse before it starts a notebook that would only die on the
+    lock; this process's own writer does not count."""
+    directory = Path(directory).resolve()
+    with _WRITERS_LOCK:
+        existing = _WRITERS.get(str(directory))
+        if existing is not None and existing._lock_fd is not None:
+            return
+    lock_path = directory / LOCK_NAME
+    if not lock_path.exists():
+        return
+    fd = os.open(lock_path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _locked(lock_path, directory / JOURNAL_NAME) from None
+    finally:
+        os.close(fd)  # closing releases a lock this probe took
+
+
 class JournalWriter:
     """The single writer of one release's journal."""
 
@@ -265,15 +313,10 @@ class JournalWriter:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            pid = _read_lock_holder(lock_path)
-            raise JournalLocked(
-                f"release journal {self.path} is being written by another process (pid {pid}); "
-                "one writer per release — close that notebook/run first, or open read-only",
-                pid=pid,
-                path=str(self.path),
-            ) from None
+            raise _locked(lock_path, self.path) from None
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        os.write(fd, f"{os.getpid()} {socket.gethostname() or 'unknown'} {since}\n".encode())
         self._lock_fd = fd
         try:
             self._load()

@@ -26,6 +26,12 @@ migrations_kind = "none"
 required = true
 [signing.gates]
 A3 = ["db-reviewer"]
+[environments.staging]
+base_url = "http://127.0.0.1:9"
+version_timeout = "3s"
+[environments.production]
+base_url = "http://127.0.0.1:9"
+version_timeout = "3s"
 """
 
 
