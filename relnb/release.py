@@ -248,10 +248,15 @@ class Release(Effects):
 
     def _waive_shortened_window(self, gate_id: str, result: GateResult) -> GateResult:
         """A window shorter than configured is at most waived, in the words of whoever shortened
-        it (`relnb run --window-reason`); samples that broke a rule stay failed."""
+        it (`relnb run --window-reason`); samples that broke a rule stay failed, and a window
+        that lacked evidence for another reason stays inconclusive."""
         shortened = result.evidence.get("shortened")
         why = self.context.window_reason
-        if result.status is not Status.INCONCLUSIVE or not shortened or not why:
+        # only a window whose samples would pass: a breach, a source that went away or too few
+        # samples is not the shortening's doing, and no reason given for shortening covers it
+        if result.status is not Status.INCONCLUSIVE or not isinstance(shortened, dict) or not why:
+            return result
+        if shortened.get("would_pass") is not True:
             return result
         if result.recorded and self.state.gates[gate_id].waiver is not None:
             return result

@@ -404,13 +404,13 @@ class WindowVerdict:
         short = self.shortened()
         if short is None:
             return out
-        evidence = {**out.evidence, "shortened": short}
         if out.status is not Status.PASSED:  # a breach still fails; no evidence stays no evidence
-            return Outcome(out.status, out.summary, evidence)
+            return Outcome(out.status, out.summary, {**out.evidence, "shortened": short})
+        # the one case a shortening waiver may accept: nothing but the window's length is missing
         return Outcome.inconclusive(
             f"window {short['used']} shorter than the configured {short['configured']}: "
             "samples within limits (would pass on a full window)",
-            **evidence,
+            **{**out.evidence, "shortened": {**short, "would_pass": True}},
         )
 
     def _judge(

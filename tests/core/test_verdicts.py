@@ -292,7 +292,7 @@ def test_the_cli_refuses_decisions_it_cannot_honour(tmp_path, args, needle):
 def test_a_shortened_clean_window_is_waived_in_the_shorteners_words(release, monkeypatch):
     def short() -> Outcome:
         return Outcome.inconclusive("window 2m shorter than the configured 30m: samples within limits",
-                                    shortened={"configured": "30m", "used": "2m"})
+                                    shortened={"configured": "30m", "used": "2m", "would_pass": True})
 
     release.run("B1", lambda: Outcome.passed("staging runs main"))
     assert release.check("B8", short).status is Status.INCONCLUSIVE  # no reason given: not waived
@@ -304,6 +304,16 @@ def test_a_shortened_clean_window_is_waived_in_the_shorteners_words(release, mon
     # samples that broke a rule stay failed, whatever the reason
     release.check("C1", lambda: Outcome.failed("error rate 9%", shortened={"configured": "24s", "used": "5s"}))
     assert release.result("C1").status is Status.FAILED
+    # and a window without evidence (the metrics source went away) is not the shortening's doing
+    all_green(release, except_=("C1",))
+    release.check("C1", lambda: Outcome.passed("soak clean"), rerun=True, reason="after the fix")
+    for gate in ("D2", "D3", "D4"):
+        release.action(gate, lambda: Outcome.passed("done"), confirmed=True)
+    release.check("D5", lambda: Outcome.passed("smoke ok"))
+    release.skip("D6", reason="no tokens")
+    gone = release.check("D7", lambda: Outcome.inconclusive(
+        "metrics source failed mid-window", shortened={"configured": "30m", "used": "2m"}))
+    assert gone.status is Status.INCONCLUSIVE
 
 
 def test_the_quickstart_seals_only_a_finished_release(tmp_path):

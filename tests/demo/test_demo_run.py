@@ -256,10 +256,11 @@ def test_fault_turns_exactly_its_gates(fault, demo_runs):
         steps = [e["payload"] for e in events if e["type"] == "action-finished" and e["payload"].get("of_gate") == "E3"]
         assert steps and all(p["status"] == "passed" for p in steps), [(p["action"], p["status"], p["summary"]) for p in steps]
         assert "rollback confirmed in advance (ROLLBACK-ON-FAILURE) and due: D7" in out
-    # everything else passed, or waits behind the failure (D refused), or was skipped with a reason
+    # everything else passed, or waits behind the failure (D refused), or was skipped with a
+    # reason, or (the windows the demo shortens) waived by the reviewer's signed approval
     for g, s in gates.items():
         if g not in bad:
-            assert s in ("PASS", "SKIP", "PENDING"), (g, s)
+            assert s in ("PASS", "SKIP", "PENDING") or (g in ("C1", "D7") and s == "WAIVED"), (g, s)
 
 
 INSTALL = "apt-get install -y --no-install-recommends prometheus prometheus-alertmanager docker-registry"

@@ -49,7 +49,7 @@ def test_a_clean_window_shorter_than_configured_is_inconclusive_with_shortened()
     out = _window(lambda t: 0.001, 120, 1800)
     assert out.status is Status.INCONCLUSIVE, out.summary
     assert out.summary == SHORT_SUMMARY
-    assert out.evidence["shortened"] == {"configured": "30m", "used": "2m", "configured_s": 1800, "used_s": 120}
+    assert out.evidence["shortened"] == {"configured": "30m", "used": "2m", "configured_s": 1800, "used_s": 120, "would_pass": True}
     assert out.evidence["metrics"]["error_rate"]["count"] == 24  # enough samples: only the length decides
     json.dumps(out.evidence)
 
@@ -141,7 +141,7 @@ def test_d7_shortened_by_release_monitor_with_clean_samples_is_inconclusive(proj
     out = monitor_production(GateContext(r, "D7"), "1.5s")
     assert out.status is Status.INCONCLUSIVE, out.summary
     assert out.summary == "window 1.5s shorter than the configured 3s: samples within limits (would pass on a full window)"
-    assert out.evidence["shortened"] == {"configured": "3s", "used": "1.5s", "configured_s": 3, "used_s": 1.5}
+    assert out.evidence["shortened"] == {"configured": "3s", "used": "1.5s", "configured_s": 3, "used_s": 1.5, "would_pass": True}
     assert out.evidence["window_override"]["from"] == "release.monitor(window=...)"
     assert out.evidence["metrics"]["error_rate"]["count"] >= 3  # min_samples met: not what decided
 
