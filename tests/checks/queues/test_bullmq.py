@@ -67,12 +67,14 @@ async def _drain(url: str, prefix: str, processor: Any, until: Any, timeout_s: f
     assert until(r), "worker did not reach the expected state"
 
 
-def test_passes_while_a_worker_completes_jobs(redis_url: str, key_prefix: str) -> None:
+def _watched_with_worker(redis_url: str, key_prefix: str, jobs: int, process: Any) -> Any:
+    """B6's check over 1.2 s while a real BullMQ worker runs `process` on `jobs` seeded jobs."""
+
     async def main() -> Any:
         from bullmq import Worker
 
-        await _seed(redis_url, key_prefix, 8)
-        w = Worker(Q, _slow, opts(redis_url, key_prefix))
+        await _seed(redis_url, key_prefix, jobs)
+        w = Worker(Q, process, opts(redis_url, key_prefix))
         try:
             return await asyncio.to_thread(
                 check_queues_processing, redis_url, "bullmq", [Q], prefix=key_prefix, interval_s=1.2
@@ -80,7 +82,11 @@ def test_passes_while_a_worker_completes_jobs(redis_url: str, key_prefix: str) -
         finally:
             await w.close(force=True)
 
-    out = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_passes_while_a_worker_completes_jobs(redis_url: str, key_prefix: str) -> None:
+    out = _watched_with_worker(redis_url, key_prefix, 8, _slow)
     assert out.status is Status.PASSED, out
     q = out.evidence["queues"][Q]
     assert q["completed_in_interval"] >= 2
@@ -101,19 +107,7 @@ def test_fails_when_most_jobs_finishing_in_the_interval_failed(
     """issue 19 item 12: a worker completing 1 job in 10 and failing the rest passed B6 ("N job(s)
     completed"); failures beyond max_failed_ratio (default 10 %) of the finished jobs fail it."""
 
-    async def main() -> Any:
-        from bullmq import Worker
-
-        await _seed(redis_url, key_prefix, 60)
-        w = Worker(Q, _mostly_failing, opts(redis_url, key_prefix))
-        try:
-            return await asyncio.to_thread(
-                check_queues_processing, redis_url, "bullmq", [Q], prefix=key_prefix, interval_s=1.2
-            )
-        finally:
-            await w.close(force=True)
-
-    out = asyncio.run(main())
+    out = _watched_with_worker(redis_url, key_prefix, 60, _mostly_failing)
     assert out.status is Status.FAILED, out
     q = out.evidence["queues"][Q]
     done, failed = q["completed_in_interval"], q["failed_in_interval"]
