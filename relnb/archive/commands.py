@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,15 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _release_dir(target: str, config: Any) -> Path:
+    from .verify import is_release_dir
+
     p = Path(target)
-    if p.is_dir() and (p / "journal.jsonl").is_file():
+    if is_release_dir(p):  # a sealed archive whose journal was deleted is verified (and fails)
         return p
     if p.is_file() and p.name == "journal.jsonl":
         return p.parent
     d = config.releases_dir() / target
-    if (d / "journal.jsonl").is_file():
+    if is_release_dir(d):
         return d
     raise ReleaseNotFound(
         f"no release {target!r} (looked in {config.releases_dir()})",
@@ -56,11 +59,68 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+INTEGRITY_ONLY = (
+    "integrity only, not authenticity: anyone who can write the files can re-hash them "
+    "(this project does not require signed approvals)"
+)
+
+
+@dataclass
+class Trust:
+    """What `relnb verify` judges signatures by: the project's `[signing]` policy and its
+    allowed_signers (or the ones `--trust` names), read from outside the archive. An archive's
+    own config and allowed_signers copies are covered only by hashes anyone can recompute, so
+    they never lower what the project demands (issue 22)."""
+
+    config: Any
+    signing: dict[str, Any]
+    allowed_text: str | None
+    name: str
+    explicit_signers: bool = False
+
+    @property
+    def required(self) -> bool:
+        return bool(self.signing.get("required"))
+
+
+def _signing_label(signing: Any) -> str:
+    if signing.get("required"):
+        return "required"
+    return "enabled" if signing.get("enabled") else "signing off"
+
+
+def _signing_on(signing: Any) -> bool:
+    return bool(signing.get("enabled") or signing.get("required"))
+
+
+def _trust(args: argparse.Namespace, config: Any) -> Trust:
+    from ..config import load_config
+    from ..signing import SigningSettings
+
+    given = getattr(args, "trust", None)
+    if given:
+        path = Path(given)
+        if not path.is_file():
+            raise UsageError(
+                f"--trust {given}: no such file",
+                fix="pass a relnb.toml (its [signing] and allowed_signers) or an allowed_signers file",
+            )
+        if path.suffix != ".toml":  # an allowed_signers file: signatures by its keys are required
+            signing = {**config.data["signing"], "enabled": True, "required": True}
+            return Trust(config, signing, path.read_text(encoding="utf-8"), str(path), True)
+        config = load_config(path)
+    signing = dict(config.data["signing"])
+    signers = config.repo_path() / SigningSettings.from_mapping(signing).allowed_signers
+    text = signers.read_text(encoding="utf-8") if signers.is_file() else None
+    return Trust(config, signing, text, f"the project's {signers}")
+
+
 def cmd_verify_archive(args: argparse.Namespace) -> int:
     from .verify import verify_all, verify_release_dir
 
     config = _config(args)
     config.register_available_secrets()
+    trust = _trust(args, config)
     if args.all:
         reports = verify_all(config.releases_dir())
     elif args.target:
@@ -72,7 +132,7 @@ def cmd_verify_archive(args: argparse.Namespace) -> int:
         if not rep.ok or not getattr(args, "quiet", False):
             _out(rep.summary)
         bad += not rep.ok
-        signatures = _verify_signatures(rep, config)
+        signatures = _verify_signatures(rep, trust)
         if signatures is not None:
             for line in signatures.lines():
                 _out(line)
@@ -82,11 +142,14 @@ def cmd_verify_archive(args: argparse.Namespace) -> int:
     if args.all:
         total = sum(r.bytes for r in reports)
         _out(f"{len(reports)} releases checked ({total} bytes), {bad} with problems")
+    if not trust.required:
+        _out(INTEGRITY_ONLY)
     return 1 if bad else 0
 
 
-def _verify_signatures(rep: Any, config: Any) -> Any:
-    """Approval signatures of one release, when signing is on (or any approval is signed)."""
+def _verify_signatures(rep: Any, trust: Trust) -> Any:
+    """Approval signatures of one release, judged by the project's policy (`trust`) and never
+    by less than it: the archive's own (manifest-covered, re-hashable) policy can only add."""
     from ..journal import JOURNAL_NAME, read_events
     from ..signing import SigningSettings, verify_release_signatures
 
@@ -96,23 +159,45 @@ def _verify_signatures(rep: Any, config: Any) -> Any:
         return None
     events = read_events(path, strict=False)
     archived = directory / F.ALLOWED_SIGNERS
-    # a sealed archive is judged by the rules it was released under (its own relnb.toml copy),
-    # so it verifies the same from the project, a reviewer's checkout, or another repository
-    if archived.is_file() and rep.ok:
-        config = _archived_config(directory) or config
-    signing = config.data["signing"]
+    archived_cfg = _archived_config(directory) if rep.archived and rep.ok else None
+    own = archived_cfg.data["signing"] if archived_cfg is not None else None
     signed = any(isinstance(e.payload.get("approval"), dict) for e in events)
-    if not (signing["enabled"] or signing["required"] or signed) or not events:
+    project_on = _signing_on(trust.signing)
+    if not (project_on or (own is not None and _signing_on(own)) or signed) or not events:
         return None
-    settings = SigningSettings.from_mapping(signing)
-    return verify_release_signatures(
+    # the project's rules when it signs; else the archive's, as it was released under them
+    config = trust.config if project_on or archived_cfg is None else archived_cfg
+    rules = trust.signing if project_on or own is None else own
+    settings = SigningSettings.from_mapping(rules)
+    report = verify_release_signatures(
         events,
-        config.repo_path(),
+        trust.config.repo_path(),
         allowed_signers_path=settings.allowed_signers,
-        policy=settings.policy(project_release_lead=config.project.get("release_lead"), created=events[0].payload),
-        require_signed=settings.required,
-        archived_allowed_signers=archived.read_text(encoding="utf-8") if archived.is_file() and rep.ok else None,
+        policy=settings.policy(
+            project_release_lead=config.project.get("release_lead"), created=events[0].payload
+        ),
+        require_signed=trust.required or bool(own and own.get("required")),
+        archived_allowed_signers=archived.read_text(encoding="utf-8")
+        if archived.is_file() and rep.ok
+        else None,
+        trusted_allowed_signers=trust.allowed_text,
+        trusted_name=trust.name,
+        trust_always=trust.explicit_signers,
+        trust_required=trust.required,
     )
+    if project_on and own is not None and not _signing_on(own):
+        report.general.append(
+            f"the archive's policy ({_signing_label(own)}) is weaker than the project's "
+            f"({_signing_label(trust.signing)})"
+        )
+    if trust.required:
+        report.general.extend(
+            f"the project requires signed approvals; seq {c.seq} {c.kind}"
+            + (f" {c.gate}" if c.gate else "")
+            + " is unsigned"
+            for c in report.unsigned
+        )
+    return report
 
 
 def _archived_config(directory: Path) -> Any:
@@ -287,6 +372,12 @@ def add_verify_args(v: argparse.ArgumentParser) -> None:
     v.add_argument("--all", action="store_true", help="every release under releases/")
     v.add_argument(
         "--quiet", action="store_true", help="print only releases with problems and the total"
+    )
+    v.add_argument(
+        "--trust",
+        metavar="FILE",
+        help="judge signatures by this relnb.toml's [signing] and allowed_signers, or by this "
+        "allowed_signers file (signatures then required); default: the project's own",
     )
     v.set_defaults(func=cmd_verify_archive)
 

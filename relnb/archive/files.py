@@ -71,12 +71,27 @@ def dump_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def archive_files(directory: Path) -> list[str]:
-    """Every file under a release directory, as POSIX paths relative to it (sorted)."""
+def archive_files(directory: Path, *, include_staging: bool = False) -> list[str]:
+    """Every file under a release directory, as POSIX paths relative to it (sorted).
+
+    Sealing leaves its staging directory out (it is being built); verification includes it, so
+    a file planted under `.archive-staging/` after sealing is named, not ignored (issue 22).
+    Symlinks are listed too (a symlinked directory is not followed): see `symlinks`.
+    """
     out = []
     for dirpath, dirnames, filenames in os.walk(directory):
-        dirnames[:] = [d for d in dirnames if d != STAGING]
+        if not include_staging:
+            dirnames[:] = [d for d in dirnames if d != STAGING]
         rel = Path(dirpath).relative_to(directory)
-        for name in filenames:
+        links = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
+        for name in [*filenames, *links]:
             out.append((rel / name).as_posix() if rel.parts else name)
     return sorted(out)
+
+
+def symlinks(directory: Path) -> list[str]:
+    """Entries under a release directory that are symlinks: an archive holds its bytes itself,
+    so a link (which can point anywhere and change after sealing) is refused, never followed."""
+    return [
+        n for n in archive_files(directory, include_staging=True) if (directory / n).is_symlink()
+    ]

@@ -62,6 +62,8 @@ def verify_release_dir(directory: Path, *, scan: bool = True) -> ArchiveReport:
     report = ArchiveReport(directory.name, directory)
     add = report.problems.append
     journal = directory / F.JOURNAL
+    if not journal.is_file() or journal.is_symlink():
+        return _without_journal(report, journal)
     jr = verify_file(journal)
     report.events, report.head, report.sealed = jr.events, jr.head, jr.sealed
     if not jr.ok:
@@ -113,7 +115,14 @@ def verify_release_dir(directory: Path, *, scan: bool = True) -> ArchiveReport:
         pre = journal.stat().st_size - len(sealed_ev.line())
         if F.sha256_file(journal, limit=pre) != jmeta.get("sha256"):
             add(Problem(F.JOURNAL, "bytes before the sealed event differ from the manifest"))
-    present = [n for n in F.archive_files(directory) if n not in F.NOT_IN_MANIFEST]
+    links = set(F.symlinks(directory))
+    for name in sorted(links):
+        add(Problem(name, "is a symlink (refused: an archive holds its files' bytes itself)"))
+    present = [
+        n
+        for n in F.archive_files(directory, include_staging=True)
+        if n not in F.NOT_IN_MANIFEST and n not in links
+    ]
     for name in sorted(set(listed) - set(present)):
         add(Problem(name, "missing"))
     for name in sorted(set(present) - set(listed)):
@@ -134,11 +143,31 @@ def verify_release_dir(directory: Path, *, scan: bool = True) -> ArchiveReport:
     return report
 
 
+def _without_journal(report: ArchiveReport, journal: Path) -> ArchiveReport:
+    """A release directory whose journal is gone (or is a link) was tampered with: the journal
+    is the record, so its absence is a failure naming it, never "no release" (issue 22)."""
+    report.archived = (report.directory / F.MANIFEST).exists()
+    what = (
+        "is a symlink (refused)"
+        if journal.is_symlink()
+        else "missing (deleted: the record is gone)"
+    )
+    report.problems.append(Problem(F.JOURNAL, what))
+    return report
+
+
+def is_release_dir(entry: Path) -> bool:
+    """A journal, or the manifest of a sealed archive (whose journal may have been deleted)."""
+    return entry.is_dir() and any(
+        (entry / n).exists() or (entry / n).is_symlink() for n in (F.JOURNAL, F.MANIFEST)
+    )
+
+
 def release_dirs(releases_dir: Path) -> Iterator[Path]:
     if not releases_dir.is_dir():
         return
     for entry in sorted(releases_dir.iterdir()):
-        if entry.is_dir() and (entry / F.JOURNAL).exists():
+        if is_release_dir(entry):
             yield entry
 
 

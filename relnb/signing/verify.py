@@ -13,6 +13,12 @@ only if all hold:
 - the policy holds (roles, four eyes, min production approvers), judged as of that event.
 Unsigned approvals are listed as `unsigned` and fail only when signing is required. The report
 names seq, event type, gate and principal for every problem.
+
+Trust anchor (issue 22): an archive's own allowed_signers copy is covered only by hashes anyone
+can recompute. When it stands in for the repository (the release SHA is not at hand), or when
+`trust_always` is set (`relnb verify --trust allowed_signers`), every signature must also verify
+against `trusted_allowed_signers`, which the caller reads from outside the archive; with
+`trust_required` (the project requires signing) having no such anchor is itself a failure.
 """
 
 from __future__ import annotations
@@ -151,6 +157,10 @@ def verify_release_signatures(
     policy: Policy | None = None,
     require_signed: bool = False,
     archived_allowed_signers: str | None = None,
+    trusted_allowed_signers: str | None = None,
+    trusted_name: str = "the project's allowed_signers",
+    trust_always: bool = False,
+    trust_required: bool = False,
 ) -> SignatureReport:
     """Check every approval in a (chain-verified) journal; see the module docstring.
 
@@ -186,8 +196,18 @@ def verify_release_signatures(
                 f"release SHA {str(sha)[:12]}"
             )
         elif allowed_text is None:
-            report.allowed_signers = f"{allowed_signers_path} (archived copy; repository: {why_no_signers})"
+            report.allowed_signers = (
+                f"{allowed_signers_path} (archived copy; repository: {why_no_signers})"
+            )
+        stand_in = allowed_text is None
         allowed_text, why_no_signers = archived_allowed_signers, None
+        if stand_in and trusted_allowed_signers is None and trust_required:
+            report.general.append(
+                f"no trust anchor for the archive's allowed_signers: the release SHA is not in "
+                f"{repo} and {trusted_name} is not readable (pass --trust FILE)"
+            )
+        trust_always = trust_always or stand_in
+    trusted = trusted_allowed_signers if trust_always else None
     allowed = parse_allowed_signers(allowed_text or "")
     lead_keys = _lead_fingerprints(allowed, lead)
 
@@ -236,6 +256,7 @@ def verify_release_signatures(
                 why_no_signers,
                 seen_signatures,
                 ident,
+                (trusted, trusted_name),
             )
             roles = allowed.roles_of(check.principal) if valid else set()
         else:
@@ -274,6 +295,7 @@ def _check_signed(
     why_no_signers: str | None,
     seen: dict[str, int],
     ident: Mapping[str, Any],
+    trust: tuple[str | None, str] = (None, ""),
 ) -> bool:
     try:
         approval = Approval.from_dict(raw if isinstance(raw, Mapping) else {})
@@ -312,6 +334,14 @@ def _check_signed(
     result = verify_approval(approval, allowed_text)
     if not result.ok:
         check.problems.append(f"{result.reason} (allowed_signers at {str(sha)[:12]})")
+    trusted, trusted_name = trust
+    if trusted is not None and result.ok:
+        anchored = verify_approval(approval, trusted)
+        if not anchored.ok:
+            check.problems.append(
+                f"signer {approval.principal} ({approval.fingerprint}) is not trusted by {trusted_name}: "
+                f"{anchored.reason}"
+            )
     return not check.problems
 
 
