@@ -118,7 +118,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
-    _check_declared_flows(config)
+    relnb.check_declared_flows(config)
     for key, var in config.secret_refs():
         config.secret(var, key=key)  # a missing secret is a usage error (exit 3) before anything runs
     sign_offs: dict[str, dict[str, Any]] = {}
@@ -173,21 +173,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     _out(repr(state.table()))
     _out(f"verdict: {state.verdict()} (exit {code})")
     return code
-
-
-def _check_declared_flows(config: relnb.Config) -> None:
-    """Declarative smoke flows (smoke.files, [smoke.flows]) are config: parse them before the run,
-    so a typo is exit 3 naming the file and key instead of B5/D5 failing hours in. Python flow
-    modules are left to the gates, since loading them runs the app's code."""
-    smoke = config.data["smoke"]
-    if not (smoke["files"] or smoke["flows"]):
-        return
-    from relnb.checks.http.flowfile import parse_flows, read_flow_file
-
-    for spec in smoke["files"]:
-        read_flow_file(config.repo_path() / spec, spec)
-    if smoke["flows"]:
-        parse_flows(smoke["flows"], config.file, "smoke.flows")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

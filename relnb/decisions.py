@@ -149,7 +149,8 @@ class Decisions(StepRunner):
         current = self.result(spec.id)
         if current.status is Status.SKIPPED:
             return current
-        who = require_email(Identity.parse(by) if by else whoami(), f"skipping {spec.id}")
+        # an optional item declared not needed passes nothing: a CI runner's bare user name will do
+        who = Identity.parse(by) if by else whoami()
         grant = self._approval("skip", spec.id, reason)
         if grant:
             who = Identity.parse(grant.identity)

@@ -343,3 +343,18 @@ def run_notebook(
         emit(f"relnb run: the notebook process exited {rc}; its last output:\n{tail}")
         code = EXIT_FAILED
     return code, state
+
+
+def check_declared_flows(config: Config) -> None:
+    """Declarative smoke flows (smoke.files, [smoke.flows]) are config: parse them before the run,
+    so a typo is exit 3 naming the file and key instead of B5/D5 failing hours in. Python flow
+    modules are left to the gates, since loading them runs the app's code."""
+    smoke = config.data["smoke"]
+    if not (smoke["files"] or smoke["flows"]):
+        return
+    from .checks.http.flowfile import parse_flows, read_flow_file
+
+    for spec in smoke["files"]:
+        read_flow_file(config.repo_path() / spec, spec)
+    if smoke["flows"]:
+        parse_flows(smoke["flows"], config.file, "smoke.flows")

@@ -66,6 +66,8 @@ database_url_env = "DB_PASSWORD"
 [environments.staging.auth]
 token_env = "OWNER_TOKEN"
 member_token_env = "MEMBER_TOKEN"
+[environments.production]
+base_url = "http://127.0.0.1:9"
 [environments.staging.commands]
 migrate = "python -c \\"import os; raise SystemExit('cannot connect with ' + os.environ['OWNER_TOKEN'])\\""
 """
