@@ -221,18 +221,20 @@ class Release(Effects):
         Sign-off gates (and checks not automated yet) gather evidence and wait for a person;
         automatic gates decide by themselves.
         """
-        from .checklist import provider_for
+        from .checklist import provider_for, takes_sign_off
         from .gatecontext import GateContext
 
         spec = get_gate(gate_id)
         if spec.kind is Kind.ACTION:
             raise UsageError(f"{spec.id} is an action; use release.act({spec.id!r}, confirmed=...)", gate=spec.id)
-        provider, manual = provider_for(spec.id)
-        if spec.id in {g.upper() for g in self.config.data["gates"]["manual"]}:
-            provider, manual = provider_for("__manual__")
+        listed_manual = self.config.data["gates"]["manual"]
+        provider, _ = provider_for(spec.id)
+        if spec.id in {g.upper() for g in listed_manual}:
+            provider, _ = provider_for("__manual__")
         ctx = GateContext(self, spec.id)
         step: Check = fn or (lambda: provider(ctx))
-        if spec.kind is Kind.SIGN_OFF or (manual and fn is None):
+        # the one rule for who settles a gate (checklist.takes_sign_off), as run() and sign_off() apply it
+        if takes_sign_off(spec.id, listed_manual):
             if not self.result(spec.id).status.ok_for_promotion:
                 refused = self._guard(spec.id)
                 if refused is not None:
