@@ -39,6 +39,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 POLL_S = 0.4
+PAINT_LAG_POLLS = 3  # a repaint may trail the data by a frame or two on a loaded machine
 
 NOTEBOOK = """\
 import marimo
@@ -303,15 +304,20 @@ def assert_live(snaps: list[Snapshot], mode: str) -> None:
         assert s.charts[0]["rows"]["points:latency_p95"] in (n - 1, n), s
     hashes = [s.charts[0]["hash"] for s in drawn]
     assert len(set(hashes)) >= 3, f"{mode}: chart canvas repainted only {len(set(hashes))}×"
-    # every new row shows up as newly painted point pixels (≈18 px per point at this size)
-    for before, after in itertools.pairwise(drawn):
+    # every new row shows up as newly painted point pixels (≈18 px per point at this size). vega
+    # updates its dataset before it repaints the canvas (the paint is scheduled on the next frame,
+    # later still on a loaded machine), so the new pixels must appear within the next few polls,
+    # not in the very snapshot that first sees the new row
+    for i, (before, after) in enumerate(itertools.pairwise(drawn)):
         grew = (
             after.charts[0]["rows"]["points:error_rate"]
             > before.charts[0]["rows"]["points:error_rate"]
         )
-        if grew:
-            assert after.charts[0]["green"] > before.charts[0]["green"], (
-                f"{mode}: rows grew but no new points were painted: {before} → {after}"
+        soon = drawn[i + 1 : i + 1 + PAINT_LAG_POLLS]
+        if grew and len(soon) == PAINT_LAG_POLLS:  # the last rows may end with the window
+            assert any(s.charts[0]["green"] > before.charts[0]["green"] for s in soon), (
+                f"{mode}: rows grew but no new points were painted within {PAINT_LAG_POLLS} polls: "
+                f"{before} → {soon}"
             )
     assert drawn[-1].charts[0]["green"] > 0, f"{mode}: no points painted: {drawn[-1]}"
 
