@@ -204,10 +204,16 @@ class Effects(Decisions):
                 return self._recorded_action(spec.id, key, finished)
         if cut_off and not (resume and confirmed) and not force:
             started = entry["started"]
+            why = ""
+            if entry.get("state") == "running" and entry.get("processes"):
+                adopted = self._adopt(spec.id, key, fn, entry)
+                if isinstance(adopted, GateResult):
+                    return adopted
+                why = f" ({adopted})"
             return GateResult(
                 spec.id,
                 Status.INTERRUPTED,
-                f"{key} started at {entry.get('at')} and was cut off: check the system, "
+                f"{key} started at {entry.get('at')} and was cut off{why}: check the system, "
                 f"then confirm it again with resume=True (or `relnb run --resume {spec.id}`)",
                 {"started": started},
                 title=spec.title,
@@ -231,6 +237,18 @@ class Effects(Decisions):
         if key != spec.id:  # a rollback step: journaled under its own name
             return self._execute_named(spec.id, key, fn, forced=force, reason=reason, extra=extra)
         return self._execute(spec.id, fn, event="action", forced=force, reason=reason, extra=extra)
+
+    def _adopt(self, gate_id: str, key: str, fn: Check, entry: dict[str, Any]) -> GateResult | str:
+        """Finish an attempt cut off mid-way from what its recorded commands did (they outlive
+        relnb: actions/processes.py); the reason it cannot, when it cannot."""
+        from .actions.processes import CutOff
+
+        try:
+            if key != gate_id:
+                return self._execute_named(gate_id, key, fn, forced=False, reason=None, extra={}, adopting=entry)
+            return self._execute(gate_id, fn, event="action", extra={"action": key}, adopting=entry)
+        except CutOff as exc:
+            return str(exc)
 
     def _recorded_action(self, gate_id: str, key: str, finished: dict[str, Any]) -> GateResult:
         """An action that ran already answers with its record: run once means once."""

@@ -256,6 +256,10 @@ def _apply(state: ReleaseState, ev: Event) -> None:
             gs.refused = None
             gs.sign_off = None  # new evidence (or an action's run) needs a new sign-off
             _void_waivers(state, gate, ev)
+    elif t == "action-process":  # a command an action started, so a later run can adopt it
+        entry = state.actions.get(p.get("action", ""))
+        if entry is not None and entry.get("state") == "running":
+            entry.setdefault("processes", []).append(dict(p))
     elif t in ("gate-finished", "action-finished"):
         if t == "action-finished":
             entry = state.actions.setdefault(p["action"], {})

@@ -140,38 +140,75 @@ class StepRunner(PromotionGuard):
         forced: bool = False,
         reason: str | None = None,
         extra: dict[str, Any] | None = None,
+        adopting: dict[str, Any] | None = None,
     ) -> GateResult:
         """Run `fn` as the next attempt of gate `gate_id` (a check when `event` is "gate", its
-        action when "action")."""
+        action when "action"), or finish the cut-off attempt being adopted."""
         spec = get_gate(gate_id)
         action = (extra or {}).get("action", gate_id) if event == "action" else None
-        step = GateStep(spec.id, spec.title, event, self.state.gates[spec.id].attempts + 1, action)
-        return self._run_step(step, fn, forced=forced, reason=reason, extra=extra)
+        attempts = self.state.gates[spec.id].attempts
+        attempt = int(adopting["started"].get("attempt", attempts)) if adopting else attempts + 1
+        step = GateStep(spec.id, spec.title, event, attempt, action)
+        return self._run_step(step, fn, forced=forced, reason=reason, extra=extra, adopting=adopting)
 
     def _execute_named(
-        self, gate_id: str, name: str, fn: Check, *, forced: bool, reason: str | None, extra: dict[str, Any]
+        self,
+        gate_id: str,
+        name: str,
+        fn: Check,
+        *,
+        forced: bool,
+        reason: str | None,
+        extra: dict[str, Any],
+        adopting: dict[str, Any] | None = None,
     ) -> GateResult:
         """Run `fn` as the step `name` of gate `gate_id` (a rollback step)."""
         step = NamedStep(gate_id, get_gate(gate_id).title, name)
-        return self._run_step(step, fn, forced=forced, reason=reason, extra=extra)
+        return self._run_step(step, fn, forced=forced, reason=reason, extra=extra, adopting=adopting)
 
     def _run_step(
-        self, step: Step, fn: Check, *, forced: bool, reason: str | None, extra: dict[str, Any] | None
+        self,
+        step: Step,
+        fn: Check,
+        *,
+        forced: bool,
+        reason: str | None,
+        extra: dict[str, Any] | None,
+        adopting: dict[str, Any] | None = None,
     ) -> GateResult:
-        started = utcnow()
-        force: dict[str, Any] = {}
-        if forced:
-            force = {"forced": True, "reason": reason, **step.forcer()}
-            grant = self._approval("force", step.subject, reason or "")
-            if grant:
-                force.update(by=grant.identity, **grant.payload())
-        self.journal.append(f"{step.event}-started", step.started(force, extra or {}))
+        """`adopting` is the record of an action attempt cut off mid-way whose commands were
+        recorded: that attempt is finished with what its commands did (processes.py) instead of
+        starting a new one; `CutOff` propagates when they cannot tell."""
+        from .actions.processes import PROCESS_EVENT, CutOff, ProcessLedger, private_dir
+
+        ledger = None
+        if step.event == "action":
+            ledger = ProcessLedger(
+                private_dir(self.id, self.journal.path),
+                record=lambda info: self.journal.append(PROCESS_EVENT, {"action": step.subject, **info}),
+                adopt=adopting.get("processes", []) if adopting else None,
+            )
+        if adopting:
+            started = str(adopting.get("at") or utcnow())
+        else:
+            started = utcnow()
+            force: dict[str, Any] = {}
+            if forced:
+                force = {"forced": True, "reason": reason, **step.forcer()}
+                grant = self._approval("force", step.subject, reason or "")
+                if grant:
+                    force.update(by=grant.identity, **grant.payload())
+            self.journal.append(f"{step.event}-started", step.started(force, extra or {}))
         recorded = self.context.recorded
         if recorded is not None and step.replayable:  # `relnb replay`: answer from the archive
             fn = partial(recorded.outcome, step.gate_id)
         t0 = time.monotonic()
         try:
-            outcome = fn()
+            if ledger is not None:
+                with ledger.active():
+                    outcome = fn()
+            else:
+                outcome = fn()
             if not isinstance(outcome, Outcome):
                 outcome = Outcome.failed(
                     f"check returned {type(outcome).__name__}, not an Outcome (a bug in the check)"
@@ -179,12 +216,22 @@ class StepRunner(PromotionGuard):
         except KeyboardInterrupt:
             self.journal.append(f"{step.event}-finished", step.interrupted(time.monotonic() - t0, started, t0))
             raise
+        except CutOff:
+            raise
         except Exception as exc:  # a crashing step is a failure with the evidence, never a pass
             outcome = Outcome.failed(
                 f"{type(exc).__name__}: {scrub(str(exc))}"[:300], traceback=format_exception(exc)
             )
+        if adopting:
+            outcome = Outcome(
+                outcome.status,
+                f"finished while relnb was away: {outcome.summary}",
+                {**outcome.evidence, "adopted_from_seq": adopting.get("seq")},
+            )
         body = step.finished(outcome, started, t0)
         self.journal.append(f"{step.event}-finished", body)
+        if ledger is not None:
+            ledger.cleanup()
         return GateResult(
             step.gate_id, outcome.status, body["summary"], body["evidence"], started, body["finished_at"],
             step.attempt, step.title,

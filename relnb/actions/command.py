@@ -34,6 +34,7 @@ class Ran:
     duration_s: float
     timed_out: bool = False
     start_error: str | None = None
+    adopted: dict[str, Any] | None = None  # it ran while relnb was away (see processes.py)
 
 
 def run_process(
@@ -46,7 +47,17 @@ def run_process(
 ) -> Ran:
     """The one way relnb runs a team's command: a string through the shell, a list without one;
     its own process group (a timeout kills its children too), no stdin, output drained by a
-    thread (a chatty command cannot block on a full pipe) and scrubbed line by line."""
+    thread (a chatty command cannot block on a full pipe) and scrubbed line by line. Inside an
+    action it runs detached instead, recorded so that it outlives relnb (processes.py)."""
+    from .processes import current_ledger
+
+    ledger = current_ledger()
+    if ledger is not None:
+        try:
+            done = ledger.run(command, cwd=cwd, env=env, timeout_s=timeout_s, on_line=on_line)
+        except OSError as exc:
+            return Ran(None, [], 0.0, start_error=scrub(str(exc)))
+        return Ran(done.exit_code, done.lines, done.duration_s, done.timed_out, adopted=done.adopted)
     t0 = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -112,6 +123,8 @@ def run_command(
         "duration_s": ran.duration_s,
         "output_tail": ran.lines[-40:],
     }
+    if ran.adopted is not None:
+        evidence["adopted"] = ran.adopted
     if ran.timed_out:
         return Outcome.failed(f"{what} timed out after {timeout_s:.0f} s (killed)", **evidence)
     last = last_line("\n".join(ran.lines))
