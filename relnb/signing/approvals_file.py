@@ -103,11 +103,27 @@ def read_approvals(path: str | os.PathLike[str]) -> ApprovalsFile:
             path=str(path),
             fix="create it with `relnb sign`",
         )
-    try:
-        approvals = [Approval.from_dict(a) for a in data.get("approvals", [])]
-    except SigningError as exc:
-        raise UsageError(f"approvals file {path}: {exc.message}", path=str(path)) from None
-    return ApprovalsFile(str(data["release_id"]), str(data["release_sha"]), approvals)
+    # the shape `relnb sign` writes, checked field by field: bad input is a usage error naming the
+    # field, never a TypeError from inside the reader (issue 22: 0 tracebacks on bad input)
+    fix = "create it with `relnb sign`, or pass a plain sign-offs file"
+    entries = data.get("approvals", [])
+    if not isinstance(entries, list):
+        raise UsageError(f"approvals file {path}: approvals must be a list", path=str(path), key="approvals", fix=fix)
+    approvals = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("statement"), dict):
+            raise UsageError(
+                f"approvals file {path}: approvals[{i}] is not a signed approval (no statement object)",
+                path=str(path), key=f"approvals[{i}]", fix=fix,
+            )
+        try:
+            approvals.append(Approval.from_dict(entry))
+        except SigningError as exc:
+            raise UsageError(f"approvals file {path}: approvals[{i}]: {exc.message}", path=str(path)) from None
+    for key in ("release_id", "release_sha"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise UsageError(f"approvals file {path}: {key} is missing or not a string", path=str(path), key=key, fix=fix)
+    return ApprovalsFile(data["release_id"], data["release_sha"], approvals)
 
 
 def write_approvals(path: str | os.PathLike[str], file: ApprovalsFile) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from relnb import UsageError
 from relnb.cli import main
+from relnb.signing.approvals_file import read_approvals
 
 from .helpers import make_project
 from .test_cli import CONFIG
@@ -135,6 +138,30 @@ def test_invalid_approvals_file_is_exit_3_in_one_line(project, capsys):
     before = journal(project).read_bytes()
     usage_error(capsys, ["run", nb(project), "--sign-offs", str(path)], str(path), "invalid approval", "relnb sign")
     assert journal(project).read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"approvals": 7}, "approvals must be a list"),
+        ({"approvals": {"A3": "yes"}}, "approvals must be a list"),
+        ({"approvals": ["signed"]}, "approvals[0]"),
+        ({"approvals": [["statement"]]}, "approvals[0]"),
+        ({"approvals": [{"statement": {}, "signature": 1}]}, "approvals[0]"),
+        ({"release_id": None}, "release_id is missing"),
+        ({"release_sha": 5}, "release_sha is missing"),
+    ],
+)
+def test_a_misshapen_approvals_file_is_exit_3_in_one_line(project, capsys, change, needle):
+    """issue 22: fields of the wrong shape raised TypeError/KeyError tracebacks from read_approvals."""
+    data = {"format": "relnb-approvals/1", "release_id": "1.0.0", "release_sha": "0" * 40, "approvals": []}
+    path = project / "approvals.json"
+    path.write_text(json.dumps({**data, **change}))
+    before = journal(project).read_bytes()
+    usage_error(capsys, ["run", nb(project), "--sign-offs", str(path)], str(path), needle)
+    assert journal(project).read_bytes() == before
+    with pytest.raises(UsageError, match=re.escape(needle)):  # every reader of the file, not only `run`
+        read_approvals(path)
 
 
 def test_flows_file_errors_stop_the_run_with_exit_3(project, capsys):
