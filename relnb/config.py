@@ -342,7 +342,24 @@ def load_config(path: str | os.PathLike[str] | None = None, *, start: Any = None
         raw = raw.get("tool", {}).get("relnb", {})
     data = _Validator(str(path)).table(SCHEMA, raw, "")
     _check_manual_gates(data["gates"]["manual"], str(path))
+    _check_titles(data["gates"]["titles"], str(path))
+    if data["project"]["env_file"]:
+        from .envfile import load_env_file
+
+        load_env_file(path.parent / data["project"]["env_file"], config_file=str(path))
     return Config(data, path, path.parent.resolve())
+
+
+def _check_titles(titles: dict[str, Any] | None, file: str) -> None:
+    from .gates import GATE_IDS
+
+    for gid, title in (titles or {}).items():
+        if gid.upper() not in GATE_IDS:
+            raise ConfigError(f"{file}: gates.titles: unknown gate ID {gid!r}", path=file, key=f"gates.titles.{gid}",
+                              fix=f"use gate IDs such as {', '.join(GATE_IDS[:3])} …")
+        if not str(title).strip() or len(str(title)) > 120 or any(ord(c) < 32 for c in str(title)):
+            raise ConfigError(f"{file}: gates.titles.{gid}: a title is one line of 1–120 characters",
+                              path=file, key=f"gates.titles.{gid}", fix="shorten it or remove it")
 
 
 def _check_manual_gates(manual: list[Any], file: str) -> None:

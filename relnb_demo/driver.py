@@ -85,6 +85,9 @@ def _admin_url(database_url: str) -> str:
     return make_conninfo(**params)
 
 
+ENV_FILE = ".env"
+
+
 def project_config(d: dict[str, Any], window: str) -> tuple[dict[str, Any], dict[str, str]]:
     """relnb.toml content and the environment variables (secrets) for the demo's project."""
     env_vars = dict(d["env_vars"])
@@ -339,9 +342,35 @@ def epilogue(project: Path, notebook: Path, version: str, *, sealed: bool, keep:
         f"  cd {project}",
         *(f"  {cmd.ljust(width)}  # {why}" for cmd, why in rows),
     ]
-    if not keep:
+    if keep:
+        nxt = _next_version(version)
+        lines += [
+            f"continue with a release of your own (the stack's variables are in {project / ENV_FILE}):",
+            f"  {_tool('relnb')} new {nxt}",
+            f"  {_tool('relnb')} run notebooks/release-{nxt}.py",
+        ]
+    else:
         lines.append("(the demo's services are stopped; the project and its releases stay)")
     return "\n".join(lines)
+
+
+def _next_version(version: str) -> str:
+    parts = version.split(".")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        return f"{parts[0]}.{int(parts[1]) + 1}.0"
+    return f"{version}-next"
+
+
+def write_env_file(path: Path, variables: dict[str, str]) -> None:
+    """KEY='value' lines, readable by this user only (relnb refuses a wider mode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# written by `relnb demo`: the demo stack's variables; relnb loads it (project.env_file)\n")
+        for key, value in sorted(variables.items()):
+            if value and "\n" not in value:  # single quotes: parse_dotenv reads them verbatim
+                quoted = f"'{value}'" if "'" not in value else '"' + value.replace('"', '\\"') + '"'
+                f.write(f"{key}={quoted}\n")
+    os.chmod(path, 0o600)
 
 
 def run_demo(
@@ -402,6 +431,12 @@ def run_demo(
         for value in env_vars.values():
             if value:
                 redact.register(value, "demo-secret")
+        lead = _signer(d, "lead")
+        lead_identity = f"{lead['name']} <{lead['principal']}>"
+        # the stack's variables (and the lead's identity and signing key) in a file relnb loads, so
+        # a new shell in this project continues where the demo stopped (`relnb demo --keep`)
+        config_data["project"]["env_file"] = ENV_FILE
+        write_env_file(project / ENV_FILE, {**env_vars, "RELNB_USER": lead_identity, "RELNB_SIGNING_KEY": lead["key"]})
         (project / "relnb.toml").write_text(to_toml(config_data))
         os.environ.update({k: v for k, v in env_vars.items() if v})
         config = load_config(project / "relnb.toml")
@@ -411,8 +446,6 @@ def run_demo(
         nb.parent.mkdir(exist_ok=True)
         nb.write_text(text)
         shutil.copyfile(review_notebook(), project / "notebooks" / "review.py")  # for the reviewer
-        lead = _signer(d, "lead")
-        lead_identity = f"{lead['name']} <{lead['principal']}>"
         release = Release.create(
             version,
             notebook=str(nb.relative_to(project)),

@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,44 @@ def readme_demo(tmp: Path, venv: Path) -> tuple[int, dict[str, str], str]:
 PARALLEL = max(1, int(os.environ.get("RELNB_TEST_DEMO_PARALLEL", "4")))
 CLEAN = "clean"  # the README's main command on a fresh machine
 INSTALLED = "installed"  # the same release where the Debian packages are already installed
+KEEP = "keep"  # `relnb demo --keep`, then a release of one's own in the project it leaves
+
+
+def keep_and_continue(tmp: Path) -> tuple[int, dict[str, str], str]:
+    """`relnb demo --keep`, then the commands it prints for a release of one's own, typed in a
+    new shell: none of the demo's variables in the environment, only what the project holds."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RELNB_ROOT", "RELNB_USER", "RELNB_SIGNING_KEY")}
+    keeper = subprocess.Popen(
+        [sys.executable, "-m", "relnb.cli", "demo", "--keep", "--workdir", str(tmp), "--window", "30s"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, stdin=subprocess.DEVNULL,
+    )
+    out: list[str] = []
+    try:
+        assert keeper.stdout is not None
+        deadline = time.monotonic() + 1200
+        for line in keeper.stdout:
+            out.append(line)
+            if line.startswith("--keep: the stack stays up") or time.monotonic() > deadline:
+                break
+        demo_out = "".join(out)
+        assert "--keep: the stack stays up" in demo_out, demo_out[-3000:]
+        block = demo_out.split("continue with a release of your own", 1)[1]
+        new, run = [shlex.split(ln) for ln in block.splitlines()[1:3]]
+        project = tmp / "project"
+        shell = {k: v for k, v in env.items() if not k.startswith(("DOCFLOW_", "RELNB_DEMO_"))}
+        made = subprocess.run(new, cwd=project, capture_output=True, text=True, env=shell, timeout=120)
+        assert made.returncode == 0, made.stdout + made.stderr
+        ran = subprocess.run(
+            [*run, "--window", "20s"], cwd=project, capture_output=True, text=True, env=shell, timeout=900,
+            stdin=subprocess.DEVNULL,
+        )
+        return ran.returncode, gate_rows(ran.stdout), demo_out + "\n=== continued ===\n" + ran.stdout + ran.stderr
+    finally:
+        keeper.send_signal(signal.SIGINT)
+        try:
+            keeper.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            keeper.kill()
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +140,8 @@ def demo_runs(request, tmp_path_factory, demo_components) -> dict[str, tuple[Pat
             wanted.append(CLEAN)
         elif item.originalname == "test_demo_on_a_machine_with_the_packages_installed":
             wanted.append(INSTALLED)
+        elif item.originalname == "test_a_kept_demo_project_can_be_continued":
+            wanted.append(KEEP)
         elif item.originalname == "test_fault_turns_exactly_its_gates":
             wanted.append(item.callspec.params["fault"])
     pool = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="demo")
@@ -116,6 +157,8 @@ def demo_runs(request, tmp_path_factory, demo_components) -> dict[str, tuple[Pat
             return readme_demo(tmp, venv)
         if key == INSTALLED:
             return demo("--window", "30s", tmp=tmp)
+        if key == KEEP:
+            return keep_and_continue(tmp)
         return demo("--fault", key, "--window", "30s", tmp=tmp)
 
     runs: dict[str, tuple[Path, Future]] = {}
@@ -222,6 +265,28 @@ def test_demo_on_a_machine_with_the_packages_installed(demo_runs):
     code, gates, out = future.result()
     assert "apt-get install" not in out, out[:2000]
     assert_released(tmp_path, code, gates, out)
+
+
+@pytest.mark.timeout(2400)
+def test_a_kept_demo_project_can_be_continued(demo_runs):
+    """issue 21: after `relnb demo --keep`, `relnb new 1.2.0` and `relnb run` in a new shell
+    failed B2, B5, B6, B7, C3, C5 with SecretMissing. The project now holds the stack's variables
+    in a 0600 file relnb loads (project.env_file); their values are never printed."""
+    tmp_path, future = demo_runs[KEEP]
+    _code, gates, out = future.result()
+    demo_out, _, continued = out.partition("\n=== continued ===\n")
+    assert "relnb new 1.2.0" in demo_out.split("continue with", 1)[1], demo_out[-2000:]
+    assert "SecretMissing" not in continued and "environment variable" not in continued, continued[-4000:]
+    section_ab = {g: s for g, s in gates.items() if g[0] in "AB"}
+    assert len(section_ab) == 15, continued[-3000:]
+    for gate in ("B2", "B5", "B6", "B7"):  # the gates that met SecretMissing now reach the stack
+        assert section_ab[gate] == "PASS", (gate, continued[-4000:])
+    env_file = tmp_path / "project" / ".env"
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    values = [ln.split("=", 1)[1].strip("'\"") for ln in env_file.read_text().splitlines() if "=" in ln]
+    secrets = [v for v in values if len(v) >= 12 and "://" in v and "@" in v]  # URLs with passwords
+    assert secrets, env_file.read_text()[:200]
+    assert not [v for v in secrets if v in out]
 
 
 @pytest.mark.timeout(2400)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...envfile import parse_dotenv
 from ...errors import ConfigError
 from ...redact import Secret, connect_error, scrub
 from ...results import Outcome
@@ -66,28 +67,6 @@ class SecretSpec:
         if spec.source not in SOURCES:
             raise ValueError(f"secret {spec.name}: source {spec.source!r} not one of {SOURCES}")
         return spec
-
-
-def parse_dotenv(text: str) -> dict[str, str]:
-    """KEY=VALUE lines; `export`, comments, single/double quotes. No interpolation (on purpose)."""
-    out: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        if "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        key, value = key.strip(), value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-            if raw.strip().split("=", 1)[1].strip().startswith('"'):
-                value = value.replace("\\n", "\n").replace('\\"', '"')
-        else:
-            value = re.split(r"\s+#", value, maxsplit=1)[0].strip()
-        out[key] = value
-    return out
 
 
 def parse_listing(text: str) -> dict[str, str | None]:
