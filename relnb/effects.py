@@ -96,7 +96,7 @@ class Effects(Decisions):
         from .actions.gates import rollback_steps
         from .gatecontext import GateContext
 
-        title = get_gate(ROLLBACK_GATE).title
+        title = self._title(ROLLBACK_GATE)
         heading = {get_gate(ROLLBACK_GATE).section: "Rollback"}
         go = confirmation(confirmed, ROLLBACK_GATE, self) or self.context.confirmed(ROLLBACK_CONFIRM)
         hurt = self.production_failures()
@@ -216,7 +216,7 @@ class Effects(Decisions):
                 f"{key} started at {entry.get('at')} and was cut off{why}: check the system, "
                 f"then confirm it again with resume=True (or `relnb run --resume {spec.id}`)",
                 {"started": started},
-                title=spec.title,
+                title=self._title(spec.id),
                 recorded=True,
             )
         refused = self._guard(spec.id)
@@ -228,7 +228,7 @@ class Effects(Decisions):
                 Status.PENDING,
                 f"waiting for confirmation to run {key} (click its button, or `relnb run --confirm {spec.id}`)",
                 {},
-                title=spec.title,
+                title=self._title(spec.id),
             )
         who = Identity.parse(by) if by else whoami()
         extra = {"action": key, "confirmed_by": who.to_dict()}
@@ -261,7 +261,7 @@ class Effects(Decisions):
             finished.get("started_at"),
             finished.get("finished_at"),
             finished.get("attempt", 0),
-            spec.title,
+            self._title(spec.id),
             recorded=True,
         )
 

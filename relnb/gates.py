@@ -52,10 +52,17 @@ class GateSpec:
     depends_on: tuple[str, ...] = ()
     environment: str | None = None  # which environment the gate looks at, if any
     watches: bool = False  # decided over a monitoring window: its result carries the charts
+    checklist: str | None = None  # the checklist's own words, where they name one team's stack
 
     @property
     def section(self) -> str:
         return self.id[0]
+
+    @property
+    def checklist_words(self) -> str:
+        """The item as the team's checklist says it (docs/release-checklist.md); `title` is the
+        same item in words true on any stack, and what a project renames in `[gates] titles`."""
+        return self.checklist or self.title
 
 
 def _g(
@@ -67,8 +74,9 @@ def _g(
     depends_on: tuple[str, ...] = (),
     env: str | None = None,
     watches: bool = False,
+    checklist: str | None = None,
 ) -> GateSpec:
-    return GateSpec(gate_id, title, kind, optional, depends_on, env, watches)
+    return GateSpec(gate_id, title, kind, optional, depends_on, env, watches, checklist)
 
 
 C, S, A = Kind.CHECK, Kind.SIGN_OFF, Kind.ACTION
@@ -81,9 +89,9 @@ GATES: tuple[GateSpec, ...] = (
     _g("A5", "Feature flag added if risky / partially rolled out", S),
     _g("A6", "Runbook references", C),
     _g("B1", "Deploy to staging automatically from main", C, env="staging"),
-    _g("B2", "Run migrate deploy on staging DB", A, depends_on=("B1",), env="staging"),
-    _g("B3", "(Optional) build/publish images", A, optional=True, env="staging"),
-    _g("B4", "VPS deploy artifacts", C, env="staging"),
+    _g("B2", "Run migrations on the staging database", A, checklist="Run migrate deploy on staging DB", depends_on=("B1",), env="staging"),
+    _g("B3", "(Optional) build/publish release artifacts", A, checklist="(Optional) build/publish images", optional=True, env="staging"),
+    _g("B4", "Deploy artifacts and environment templates", C, checklist="VPS deploy artifacts", env="staging"),
     _g("B5", "Smoke test flows", C, depends_on=("B1", "B2"), env="staging"),
     _g("B6", "Verify worker queues are processing (no stuck jobs)", C, depends_on=("B1",), env="staging"),
     _g("B7", "Verify DLQ count is stable/zero", C, depends_on=("B1",), env="staging"),
@@ -92,16 +100,16 @@ GATES: tuple[GateSpec, ...] = (
     _g("C1", "Confirm staging has run for N hours without error spikes", C, depends_on=("B1",), env="staging", watches=True),
     _g("C2", "Confirm DB backup is available (automatic snapshot)", C, env="production"),
     _g("C3", "Confirm migration is safe", C, depends_on=("A3",), env="production"),
-    _g("C4", "Confirm secrets exist in prod (Keycloak URLs, S3 keys, Redis, DB)", C, env="production"),
+    _g("C4", "Confirm secrets exist in production", C, checklist="Confirm secrets exist in prod (Keycloak URLs, S3 keys, Redis, DB)", env="production"),
     _g("C5", "Confirm dashboards/alerts working (logs, metrics, error tracking)", C, env="production"),
     _g("D1", "Put system in “safe mode” if needed", A, optional=True, env="production"),
     _g("D2", "Take/confirm fresh DB snapshot", A, env="production"),
-    _g("D3", "Run migrations (prisma migrate deploy)", A, depends_on=("D2",), env="production"),
-    _g("D4", "Deploy new API + worker images", A, depends_on=("D3",), env="production"),
+    _g("D3", "Run migrations", A, checklist="Run migrations (prisma migrate deploy)", depends_on=("D2",), env="production"),
+    _g("D4", "Deploy the new version", A, checklist="Deploy new API + worker images", depends_on=("D3",), env="production"),
     _g("D5", "Run production smoke tests", C, depends_on=("D4",), env="production"),
     _g("D6", "(Optional) scripted smoke check if you can supply bearer tokens", A, optional=True, depends_on=("D4",), env="production"),
     _g("D7", "Monitor for 30–60 minutes", C, depends_on=("D4",), env="production", watches=True),
-    _g("E1", "Previous Docker image tag available", C, env="production"),
+    _g("E1", "Previous version's artifact available", C, checklist="Previous Docker image tag available", env="production"),
     _g("E2", "If migration is non-reversible, rollback = redeploy old app + hotfix forward", C),
     _g("E3", "If reversible: run down migration (rare) OR restore snapshot", C),
     # A tag and a changelog entry claim the release shipped: deployed and through its window.

@@ -47,6 +47,10 @@ class PromotionGuard:
 
         def result(self, gate_id: str) -> GateResult: ...
 
+    def _title(self, gate_id: str) -> str:
+        """The gate's title in this release: the project's own words when it named them."""
+        return self.state.gates[get_gate(gate_id).id].title
+
     def _guard(self, gate_id: str) -> GateResult | None:
         """Refuse the guarded section before the sections ahead of it allow it, and actions or
         gates whose inputs are missing (a pending result naming what they wait for)."""
@@ -65,7 +69,7 @@ class PromotionGuard:
                     self.journal.append(
                         "refused", {"gate": gate_id, "summary": err.message, "blockers": [list(b) for b in blockers]}
                     )
-                return GateResult(gate_id, Status.PENDING, err.message, {"blockers": blockers}, title=spec.title)
+                return GateResult(gate_id, Status.PENDING, err.message, {"blockers": blockers}, title=self._title(spec.id))
         stopped = self._sequence_stop(gate_id)
         if stopped is not None:
             return stopped
@@ -79,7 +83,7 @@ class PromotionGuard:
             ]
             if waiting:
                 names = ", ".join(f"{d} ({s})" for d, s in waiting)
-                return GateResult(gate_id, Status.PENDING, f"waiting for {names}", {"waiting_for": waiting}, title=spec.title)
+                return GateResult(gate_id, Status.PENDING, f"waiting for {names}", {"waiting_for": waiting}, title=self._title(spec.id))
         return None
 
     def _sequence_stop(self, gate_id: str) -> GateResult | None:
@@ -99,7 +103,7 @@ class PromotionGuard:
             names = ", ".join(f"{g} ({st})" for g, st in waiting)
             return GateResult(
                 gate_id, Status.PENDING, f"waiting for {names}: section {GUARDED_SECTION} runs in order",
-                {"waiting_for": waiting}, title=get_gate(gate_id).title,
+                {"waiting_for": waiting}, title=self._title(gate_id),
             )
         return None
 
@@ -110,7 +114,7 @@ class PromotionGuard:
             self.journal.append(
                 "refused", {"gate": gate_id, "summary": summary, "blockers": [list(b) for b in blockers]}
             )
-        return GateResult(gate_id, Status.PENDING, summary, {"blockers": blockers}, title=get_gate(gate_id).title)
+        return GateResult(gate_id, Status.PENDING, summary, {"blockers": blockers}, title=self._title(gate_id))
 
     def _approval(self, kind: str, gate: str | None, text: str, presigned: Any = None) -> Any:
         """An SSH-signed approval for this decision when signing is on ([signing] in relnb.toml).

@@ -122,6 +122,8 @@ class Release(Effects):
                 "template_sha256": template_sha256,
                 "config_sha256": hashlib.sha256(config.path.read_bytes()).hexdigest() if config.path else None,
                 "relnb_version": _relnb_version(),
+                # the team's names for its gates, fixed for this release like its SHA
+                **({"titles": {k.upper(): v for k, v in titles.items()}} if (titles := config.data["gates"]["titles"]) else {}),
             },
         )
         return cls(rid, writer, config)

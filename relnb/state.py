@@ -43,6 +43,10 @@ class GateState:
     skip: dict[str, Any] | None = None
     refused: dict[str, Any] | None = None
     result_event: str = "gate"  # what produced `result`: "gate" (check/evidence) or "action"
+    title: str = ""  # the gate's title, or the project's own words for it (release-created "titles")
+
+    def __post_init__(self) -> None:
+        self.title = self.title or get_gate(self.gate_id).title
 
     def sign_off_counts(self) -> bool:
         """A sign-off settles a gate only where a person is the check: a sign-off gate, or a gate
@@ -58,7 +62,6 @@ class GateState:
         return base.status is Status.PENDING or get_gate(self.gate_id).kind is Kind.SIGN_OFF
 
     def current(self) -> GateResult:
-        spec = get_gate(self.gate_id)
         base = self.result
         if self.skip is not None:
             return GateResult(
@@ -68,7 +71,7 @@ class GateState:
                 {"skip": self.skip},
                 finished_at=self.skip.get("at"),
                 attempt=self.attempts,
-                title=spec.title,
+                title=self.title,
                 recorded=True,
             )
         if self.running_since is not None:
@@ -79,7 +82,7 @@ class GateState:
                 {"started_at": self.running_since},
                 started_at=self.running_since,
                 attempt=self.attempts,
-                title=spec.title,
+                title=self.title,
                 recorded=True,
             )
         if self.waiver is not None and base is not None:
@@ -104,21 +107,21 @@ class GateState:
                 started_at=base.started_at if base else None,
                 finished_at=self.sign_off.get("at"),
                 attempt=self.attempts,
-                title=spec.title,
+                title=self.title,
                 recorded=True,
             )
         if base is not None:
-            return base.with_(title=spec.title, recorded=True)
+            return base.with_(title=self.title, recorded=True)
         if self.refused is not None:
             return GateResult(
                 self.gate_id,
                 Status.PENDING,
                 self.refused.get("summary", "refused by the promotion guard"),
                 {"refused": self.refused},
-                title=spec.title,
+                title=self.title,
                 recorded=True,
             )
-        return GateResult(self.gate_id, Status.PENDING, "not run yet", {}, title=spec.title)
+        return GateResult(self.gate_id, Status.PENDING, "not run yet", {}, title=self.title)
 
 
 _who = who_text
@@ -246,6 +249,9 @@ def _apply(state: ReleaseState, ev: Event) -> None:
     gs = state.gates.get(gate) if gate else None
     if t == "release-created":
         state.created = dict(p)
+        for gid, title in (p.get("titles") or {}).items():
+            if gid in state.gates and isinstance(title, str) and title.strip():
+                state.gates[gid].title = title
     elif t in ("gate-started", "action-started"):
         if t == "action-started":
             state.actions[p["action"]] = {"state": "running", "started": p, "seq": ev.seq, "at": ev.ts}
@@ -277,7 +283,7 @@ def _apply(state: ReleaseState, ev: Event) -> None:
                 p.get("started_at"),
                 p.get("finished_at", ev.ts),
                 p.get("attempt", gs.attempts),
-                get_gate(gate).title,
+                gs.title,
                 recorded=True,
             )
     elif t == "sign-off" and gs is not None:

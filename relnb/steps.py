@@ -148,7 +148,7 @@ class StepRunner(PromotionGuard):
         action = (extra or {}).get("action", gate_id) if event == "action" else None
         attempts = self.state.gates[spec.id].attempts
         attempt = int(adopting["started"].get("attempt", attempts)) if adopting else attempts + 1
-        step = GateStep(spec.id, spec.title, event, attempt, action)
+        step = GateStep(spec.id, self._title(spec.id), event, attempt, action)
         return self._run_step(step, fn, forced=forced, reason=reason, extra=extra, adopting=adopting)
 
     def _execute_named(
@@ -163,7 +163,7 @@ class StepRunner(PromotionGuard):
         adopting: dict[str, Any] | None = None,
     ) -> GateResult:
         """Run `fn` as the step `name` of gate `gate_id` (a rollback step)."""
-        step = NamedStep(gate_id, get_gate(gate_id).title, name)
+        step = NamedStep(gate_id, self._title(gate_id), name)
         return self._run_step(step, fn, forced=forced, reason=reason, extra=extra, adopting=adopting)
 
     def _run_step(

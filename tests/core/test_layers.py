@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "relnb.results",
         "relnb.config",
         "relnb.configschema",
+        "relnb.envfile",
         "relnb.journal",
         "relnb.identity",
         "relnb.gates",
