@@ -67,8 +67,26 @@ def _b(doc: str, default: bool = False) -> Key:
 ENV_TABLE = Table(
     {
         "base_url": _s("API base URL of this environment", required=True),
+        "version_source": _s(
+            "where B1/D4/the rollback read the running version: a JSON field of version_path, its plain-text"
+            " body, one of its response headers (version_header), or a command's output (version_command)",
+            "json",
+            choices=("json", "text", "header", "command"),
+        ),
         "version_path": _s("path that reports the deployed version", "/version"),
-        "version_field": _s("JSON field of version_path holding the deployed version", "sha"),
+        "version_field": _s(
+            "JSON key path in version_path's answer holding the deployed version (dots walk objects: build.git.sha)",
+            "sha",
+        ),
+        "version_header": _s("response header of version_path holding the version (version_source = header)"),
+        "version_command": _s(
+            "command printing the running version, run in the project repository; its last output line is the"
+            " version (version_source = command)"
+        ),
+        "version_pattern": _s(
+            "regular expression picking the version out of a text body, header or command output; its first"
+            " group (else the match) is the version"
+        ),
         "version_reports": _s(
             "what version_field holds: the git SHA of the deployed commit, or the release version"
             " (an app that knows only its own version, e.g. NetBox's /api/status/)",
@@ -249,6 +267,11 @@ SCHEMA = Table(
             {
                 "name": _s("application name", "app"),
                 "repo": _s("path of the application's git repository", "."),
+                "env_file": _s(
+                    "dotenv file (relative to relnb.toml) whose variables relnb sets for itself and the"
+                    " notebook when they are not set already: where a project keeps the *_env variables;"
+                    " keep it out of git, mode 0600"
+                ),
                 "main_branch": _s("branch releases are cut from", "main"),
                 "tag_prefix": _s("prefix of release tags", "v"),
                 "previous_tag": _s("previous release tag (default: newest tag with tag_prefix)"),
@@ -343,6 +366,11 @@ SCHEMA = Table(
         "gates": Table(
             {
                 "manual": _l("gate IDs this team confirms by hand (a sign-off instead of the automatic check)"),
+                "titles": MapOf(
+                    Key((str,), "a gate's title"),
+                    "the team's own words for gates, by ID (e.g. D3 = \"Run migrations (alembic upgrade head)\"):"
+                    " recorded when a release is created, shown in the status table, JUnit and the archive",
+                ),
             }
         ),
         "smoke": Table(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .config import parse_duration
@@ -45,6 +46,11 @@ def _source(ctx: GateContext, env_name: str, *, with_queue: bool) -> Any:
     url = ctx.secret(redis_var, f"environments.{env_name}.redis_url_env").reveal()
     q = env["queue"]
     return CombinedSource([src, QueueDepthSource(lambda: dlq_depth(url, q["kind"], q["names"], q["prefix"] or None))])
+
+
+def queue_configured(env: Mapping[str, Any]) -> bool:
+    """Whether the environment has a queue whose DLQ a window can watch (today: one in Redis)."""
+    return bool(env["redis_url_env"])
 
 
 def _rules(ctx: GateContext, interval_s: float, *, dlq: bool, min_samples: int | None = None) -> list[Any]:
@@ -122,7 +128,9 @@ def run_window_gate(
     """Watch `env_name` live; a `duration_s` below `configured_s` is at most inconclusive."""
     from .metrics import run_window
     from .metrics.live import auto_display
+    from .metrics.rules import dlq_watch
 
+    dlq, not_watched = dlq_watch(wanted=dlq, queue_configured=queue_configured(ctx.env(env_name)))
     source = _source(ctx, env_name, with_queue=dlq)
     if isinstance(source, str):
         return Outcome.inconclusive(f"no metrics source: set {source}", missing_config=source)
@@ -136,12 +144,15 @@ def run_window_gate(
         on_tick=auto_display(rules, prefix=f"{ctx.gate_id} monitoring"),
         resume_samples=_resume(ctx) if resume is None else resume,
         configured_s=configured_s,
+        not_watched=not_watched,
     )
     return Outcome(out.status, out.summary, {**out.evidence, **(evidence or {})})
 
 
 def monitor_production(ctx: GateContext, window: str | None = None, interval: str | None = None) -> Outcome:
     """D7: watch error rate, latency and DLQ after the deploy; a hard breach ends it as failed.
+
+    Without a queue in the configuration the DLQ is not watched, and the summary says so.
 
     `window` (or $RELNB_WINDOW) replaces the configured length; shorter than configured, the
     window cannot pass (see relnb.metrics.verdict): a rehearsal is waived, not passed.
@@ -236,6 +247,7 @@ def staging_soak(ctx: GateContext) -> Outcome:
     """
     from .metrics import run_window
     from .metrics.live import auto_display
+    from .metrics.rules import dlq_watch
 
     mon = ctx.config.data["monitor"]
     configured = parse_duration(mon["soak"])
@@ -273,9 +285,11 @@ def staging_soak(ctx: GateContext) -> Outcome:
     for s in samples:
         record(s.to_dict())
     left = t0 + duration - now
+    _, not_watched = dlq_watch(wanted=False, queue_configured=queue_configured(ctx.env("staging")))
     out = run_window(
         source, rules, duration, interval, record=record, start_ts=t0, resume_samples=samples,
         configured_s=configured, on_tick=auto_display(rules, prefix=f"{ctx.gate_id} soak"),
+        not_watched=not_watched,
     )
     where = "prometheus history" + (", then watched live for the rest of the soak" if left > 0 else "")
     evidence.update({"from": where, "history_samples": len(samples)})

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..redact import Secret, scrub
 from ..results import Outcome, Status
 from .command import run_command
+
+if TYPE_CHECKING:
+    from ..checks.http.version import VersionSource
 
 COOLIFY_DONE = {"finished"}
 COOLIFY_BAD = {"failed", "cancelled-by-user", "cancelled"}
@@ -208,11 +211,13 @@ def deploy_and_verify(
     timeout_s: float = 300.0,
     poll_s: float = 5.0,
     headers: Mapping[str, str] | None = None,
+    source: VersionSource | None = None,
 ) -> Outcome:
     """D4 core step: run the provider; when it passed, wait for `path` to show `expected`.
 
     `expected` is the released SHA, or the image tag for a deploy by tag; the poller is B1's, so a
-    custom version endpoint configured for the environment means the same thing here.
+    custom version endpoint configured for the environment means the same thing here. `source`
+    (the environment's version_source: JSON, text, header or command) replaces `path`/`fields`.
     """
     from ..checks.http.version import check_version
 
@@ -222,6 +227,7 @@ def deploy_and_verify(
     seen = check_version(
         base_url, expected, path=path, field=fields, timeout_s=timeout_s, poll_interval_s=poll_s,
         tags=True, gate="D4", fix="the new version is not serving: check the deploy's logs", headers=headers,
+        source=source,
     )
     ev = {
         "deploy": {"status": str(done.status), "summary": done.summary, **done.evidence},

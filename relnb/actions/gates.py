@@ -116,11 +116,12 @@ def _tagger() -> dict[str, str]:
 
 
 def _version_probe(ctx: GateContext, env: dict[str, Any]) -> dict[str, Any]:
-    """Where D4 and the rollback redeploy read the running version: the same endpoint as B1."""
+    """Where D4 and the rollback redeploy read the running version: the same source as B1."""
+    from ..checks.http.version import version_source
+
     return {
         "base_url": env["base_url"],
-        "path": env["version_path"],
-        "fields": (env["version_field"],),
+        "source": version_source(env, where="environments.production", cwd=ctx.repo(), file=ctx.config.file),
         "timeout_s": parse_duration(env["version_timeout"]),
         "headers": ctx.auth_headers("production"),
     }

@@ -9,6 +9,10 @@ never read as "no problem".
 
 Ratio and Mann-Whitney checks assume higher is worse (error rates, latency, DLQ depth); `min`
 is the only lower-bound check (e.g. traffic must not drop to zero).
+
+A metric the window does not watch at all (the DLQ of a project that has no queue) has no rule,
+and its reason rides in the verdict (`not_watched`), so the summary says what was not judged
+instead of a rule waiting for samples that no source will ever give.
 """
 
 from __future__ import annotations
@@ -20,6 +24,19 @@ from typing import Any
 
 from ..errors import ConfigError
 from .samples import DLQ_INCREASE, ERROR_RATE, LATENCY_P95, WORKER_FAILURE_RATE, fmt_value
+
+NO_QUEUE = "no queue configured: DLQ not watched"
+
+
+def dlq_watch(*, wanted: bool, queue_configured: bool) -> tuple[bool, dict[str, str]]:
+    """Whether a window gets the DLQ rule, and what it says when it has none.
+
+    Only the absence of a queue in the configuration turns the rule off: a configured queue whose
+    DLQ gives no samples keeps the rule, and the window stays inconclusive for want of them.
+    """
+    if not queue_configured:
+        return False, {DLQ_INCREASE: NO_QUEUE}
+    return wanted, {}
 
 
 @dataclass(frozen=True)

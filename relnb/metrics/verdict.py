@@ -191,11 +191,16 @@ class WindowVerdict:
         duration_s: float,
         baseline: Baseline | None = None,
         configured_s: float | None = None,
+        not_watched: Mapping[str, str] | None = None,
     ) -> None:
-        if not rules:
-            from ..errors import UsageError
+        from ..errors import UsageError
 
+        if not rules:
             raise UsageError("a monitoring window needs at least one rule")
+        self.not_watched = dict(not_watched or {})
+        judged = sorted({r.metric for r in rules} & set(self.not_watched))
+        if judged:  # a rule and "not watched" for one metric: the note would hide a missing sample
+            raise UsageError(f"{', '.join(judged)} has a rule and is also marked not watched")
         self.rules = list(rules)
         self.start_ts = start_ts
         self.duration_s = duration_s
@@ -400,6 +405,19 @@ class WindowVerdict:
         interrupted: bool = False,
         extra: Mapping[str, Any] | None = None,
     ) -> Outcome:
+        out = self._outcome(end_ts=end_ts, interrupted=interrupted, extra=extra)
+        if not self.not_watched:
+            return out
+        notes = "; ".join(dict.fromkeys(self.not_watched.values()))
+        return Outcome(out.status, f"{out.summary}; {notes}", {**out.evidence, "not_watched": self.not_watched})
+
+    def _outcome(
+        self,
+        *,
+        end_ts: float,
+        interrupted: bool,
+        extra: Mapping[str, Any] | None,
+    ) -> Outcome:
         out = self._judge(end_ts=end_ts, interrupted=interrupted, extra=extra)
         short = self.shortened()
         if short is None:
@@ -558,6 +576,7 @@ def evaluate_samples(
     end_ts: float | None = None,
     baseline: Baseline | None = None,
     configured_s: float | None = None,
+    not_watched: Mapping[str, str] | None = None,
 ) -> Outcome:
     """The verdict over recorded samples (archive replay, tests): same logic as the live window.
 
@@ -570,7 +589,8 @@ def evaluate_samples(
         start_ts = items[0].ts if items else 0.0
     items = [s for s in items if s.ts >= start_ts]
     verdict = WindowVerdict(
-        rules, start_ts=start_ts, duration_s=duration_s, baseline=baseline, configured_s=configured_s
+        rules, start_ts=start_ts, duration_s=duration_s, baseline=baseline, configured_s=configured_s,
+        not_watched=not_watched,
     )
     for s in items:
         verdict.add(s)

@@ -99,6 +99,7 @@ def run_window(
     baseline: Baseline | None = None,
     start_ts: float | None = None,
     configured_s: float | None = None,
+    not_watched: Mapping[str, str] | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], object] = time.sleep,
     heartbeat_s: float = 30.0,
@@ -110,6 +111,8 @@ def run_window(
     breach; inconclusive otherwise; interrupted when the cell was stopped. `start_ts` fixes when
     the window began (default: the first resumed sample, else now); `configured_s` is the length
     the project configured: a shorter `duration_s` is at most inconclusive (see verdict.py).
+    `not_watched` names metrics left out on purpose, with why (rules.dlq_watch): the summary and
+    the evidence say so.
     """
     from ..errors import UsageError
 
@@ -124,7 +127,8 @@ def run_window(
         excluded, resumed = len(resumed) - len(kept), kept
     start = start_ts if start_ts is not None else resumed[0].ts if resumed else clock()
     verdict = WindowVerdict(
-        rules, start_ts=start, duration_s=duration_s, baseline=baseline, configured_s=configured_s
+        rules, start_ts=start, duration_s=duration_s, baseline=baseline, configured_s=configured_s,
+        not_watched=not_watched,
     )
     display_errors: list[str] = []
 

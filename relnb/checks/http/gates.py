@@ -31,15 +31,17 @@ def endpoints_documented(ctx: GateContext) -> Outcome:
 
 
 def staging_runs_main(ctx: GateContext) -> Outcome:
-    from .version import check_version, expected_version
+    """B1: the configured version source (JSON field, text, header or command) shows main's SHA."""
+    from .version import check_version, expected_version, version_source
 
     env = ctx.env("staging")
+    source = version_source(env, where="environments.staging", cwd=ctx.repo(), file=ctx.config.file)
     main = git.output(ctx.repo(), "rev-parse", ctx.config.project["main_branch"])
     if not main:
         return Outcome.inconclusive(f"cannot resolve branch {ctx.config.project['main_branch']!r} in {ctx.repo()}")
     expected, tags = expected_version(env, main, str(ctx.release.info.get("version", "")))
     return check_version(
-        env["base_url"], expected, path=env["version_path"], field=env["version_field"],
+        env["base_url"], expected, source=source,
         timeout_s=parse_duration(env["version_timeout"]), poll_interval_s=2, tags=tags,
         headers=ctx.auth_headers("staging"),
     )

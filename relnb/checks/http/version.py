@@ -12,6 +12,12 @@ unless the endpoint reports its own start (`started_at`/`start_time`: ISO 8601 w
 epoch seconds; `uptime_s`/`uptime_seconds`/`uptime`: seconds; `uptime_ms`) and that start is
 consistent with what the polls saw (not after the first match, not before a poll that saw another
 version). `basis` says which one it is.
+
+Where the version is read (`version_source`) follows the app, not relnb: a JSON field (a dotted
+key path), a plain-text body, a response header, or a command's output (for a platform that
+knows what runs: `kubectl`, `aws ecs`). Whatever the shape, a value relnb cannot read (an empty
+body, an HTML error page, a missing header, a command that fails) is a poll without an answer,
+never a match; and a match is exact on the value, never a SHA found inside a longer string.
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from ...errors import ConfigError
 from ...redact import scrub
 from ...results import Outcome
 
@@ -33,6 +41,91 @@ _UPTIME_FIELDS = {
     "uptime_s": 1.0, "uptime_seconds": 1.0, "uptimeSeconds": 1.0, "uptime": 1.0,
     "uptime_ms": 0.001, "uptimeMs": 0.001,
 }
+
+
+SOURCES = ("json", "text", "header", "command")
+_MIN_COMMAND_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class VersionSource:
+    """Where the running version is read: `kind` is one of SOURCES.
+
+    json: `fields` (dotted key paths) of the answer at `path`; text: the whole body at `path`;
+    header: the `header` of the answer at `path`; command: the output of `command` (run in `cwd`,
+    through the shell), its last non-empty line. `pattern` (a regular expression; its first
+    group, else the whole match) picks the version out of a text, header or output that holds
+    more than the version. `where` prefixes the config keys named in errors.
+    """
+
+    kind: str = "json"
+    path: str = "/version"
+    fields: tuple[str, ...] = ("sha",)
+    header: str = ""
+    command: str = ""
+    pattern: str = ""
+    cwd: str | None = None
+    where: str = "environments.<env>"
+    file: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCES:
+            raise self._error("version_source", f"{self.kind!r} is not a version source", f"use one of {', '.join(SOURCES)}")
+        needs = {
+            "header": ("version_header", self.header, 'name the header, e.g. version_header = "X-Version"'),
+            "command": ("version_command", self.command, "give the command that prints the running version"),
+            "json": ("version_field", "".join(self.fields), 'name the JSON key path, e.g. version_field = "build.git.sha"'),
+        }
+        if self.kind in needs:
+            key, value, fix = needs[self.kind]
+            if not value.strip():
+                raise self._error(key, f'is empty, and version_source = "{self.kind}" needs it', fix)
+        if self.kind != "command" and not self.path:
+            raise self._error(
+                "version_path", f'is empty, and version_source = "{self.kind}" reads it',
+                'set the path that reports the version, e.g. version_path = "/version"',
+            )
+        if self.pattern:
+            if self.kind == "json":
+                raise self._error(
+                    "version_pattern", "applies to version_source text, header or command, not json",
+                    "remove version_pattern, or change version_source",
+                )
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise self._error(
+                    "version_pattern", f"is not a regular expression ({exc})", "fix it (Python `re` syntax)"
+                ) from None
+
+    def _error(self, key: str, problem: str, fix: str) -> ConfigError:
+        name = f"{self.where}.{key}"
+        head = f"{self.file}: " if self.file else ""
+        return ConfigError(f"{head}{name} {problem}", path=self.file or None, key=name, fix=fix)
+
+    def describe(self, url: str) -> str:
+        """How a summary names where the version came from."""
+        if self.kind == "command":
+            return f"`{scrub(self.command)[:80]}`"
+        if self.kind == "header":
+            return f"{url} header {self.header}"
+        return url
+
+
+def version_source(env: Mapping[str, Any], *, where: str, cwd: Any = None, file: str = "") -> VersionSource:
+    """The environment's configured version source (config keys version_*); `where` is
+    `environments.<name>` and `file` the config file, for the errors."""
+    return VersionSource(
+        kind=env.get("version_source") or "json",
+        path=env.get("version_path") or "",
+        fields=(env.get("version_field") or "",),
+        header=env.get("version_header") or "",
+        command=env.get("version_command") or "",
+        pattern=env.get("version_pattern") or "",
+        cwd=str(cwd) if cwd is not None else None,
+        where=where,
+        file=file,
+    )
 
 
 def _field(data: Any, field: str) -> Any:
@@ -141,13 +234,11 @@ def version_matches(deployed: str, expected: str, *, tags: bool = False) -> bool
 
 
 def _observe(
-    client: Any, url: str, fields: Sequence[str], expected: str, tags: bool
+    client: Any, url: str, src: VersionSource, expected: str, tags: bool, timeout_s: float
 ) -> dict[str, Any]:
-    """One poll: what the endpoint said, as a JSON-able observation with a `problem` when unusable.
-
-    With several fields (sha, image_tag, version) the one that matches is reported, else the first
-    one present, so the evidence shows the value that decided.
-    """
+    """One poll: what the source said, as a JSON-able observation with a `problem` when unusable."""
+    if src.kind == "command":
+        return _observe_command(src, timeout_s)
     import httpx
 
     try:
@@ -159,6 +250,24 @@ def _observe(
     received = time.time()
     if resp.status_code != 200:
         return {"problem": f"HTTP {resp.status_code}", "body": scrub(resp.text[:200])}
+    if src.kind == "header":
+        raw = resp.headers.get(src.header)
+        if raw is None:
+            return {"problem": f"no {src.header} header in the answer", "headers": sorted(resp.headers)[:20]}
+        return _from_text(raw, src, f"header {src.header}", received)
+    if src.kind == "text":
+        kind = resp.headers.get("content-type", "")
+        if "html" in kind.lower() or resp.text.lstrip().startswith("<"):
+            return {"problem": "an HTML page, not a version", "body": scrub(resp.text[:200])}
+        return _from_text(resp.text, src, "body", received)
+    return _observe_json(resp, src.fields, expected, tags, received)
+
+
+def _observe_json(
+    resp: Any, fields: Sequence[str], expected: str, tags: bool, received: float
+) -> dict[str, Any]:
+    """With several fields (sha, image_tag, version) the one that matches is reported, else the
+    first one present, so the evidence shows the value that decided."""
     try:
         data = resp.json()
     except ValueError:
@@ -183,6 +292,63 @@ def _observe(
     if started is not None:
         out["started"] = started
     return out
+
+
+def read_version(text: str, pattern: str = "", *, last_line: bool = False) -> str | dict[str, Any]:
+    """The version a text states, or {"problem": ...}.
+
+    With `pattern`: its first group (else the whole match) at the first match. Without: the
+    whole text (or with `last_line` its last non-empty line), which must be one word: a SHA
+    inside a sentence or a longer string is not read as the version (`pattern` says where it is).
+    """
+    if not text.strip():
+        return {"problem": "empty"}
+    if pattern:
+        m = re.search(pattern, text)
+        if m is None:
+            return {"problem": f"version_pattern {pattern!r} does not match"}
+        value = (m.group(1) if m.re.groups else m.group(0)) or ""
+        if not value.strip():
+            return {"problem": f"version_pattern {pattern!r} matched an empty string"}
+        return value.strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if last_line:
+        lines = lines[-1:]
+    value = " ".join(lines)
+    if len(lines) != 1 or len(value.split()) != 1:
+        return {"problem": "not a single version string (set version_pattern to pick it out)"}
+    return value
+
+
+def _from_text(text: str, src: VersionSource, what: str, received: float) -> dict[str, Any]:
+    value = read_version(text, src.pattern, last_line=src.kind == "command")
+    shown = {what: scrub(text.strip()[-200:])}
+    if isinstance(value, dict):
+        return {"problem": f"{what}: {value['problem']}", **shown}
+    return {"deployed": scrub(value)[:80], "info": shown, "received": received}
+
+
+def _observe_command(src: VersionSource, timeout_s: float) -> dict[str, Any]:
+    """Run the version command (read-only): exit 0 and a readable version, or a problem.
+
+    It runs outside any action's process ledger: a probe repeated while D4 polls is not one of
+    the action's side effects, and must not be adopted or replayed as one.
+    """
+    import contextvars
+
+    from ...actions.command import run_process
+
+    limit = max(timeout_s, _MIN_COMMAND_TIMEOUT_S)
+    ran = contextvars.Context().run(run_process, src.command, cwd=src.cwd, timeout_s=limit)
+    received = time.time()
+    tail = scrub("\n".join(ran.lines[-5:]))[-300:]
+    if ran.start_error is not None:
+        return {"problem": f"command could not start: {scrub(ran.start_error)[:120]}"}
+    if ran.timed_out:
+        return {"problem": f"command timed out after {limit:g} s", "output": tail}
+    if ran.exit_code != 0:
+        return {"problem": f"command exited {ran.exit_code}", "output": tail}
+    return _from_text("\n".join(ran.lines), src, "output", received)
 
 
 def expected_version(env: Mapping[str, Any], sha: str, version: str) -> tuple[str, bool]:
@@ -212,18 +378,24 @@ def check_version(
     tags: bool = False,
     gate: str = "B1",
     fix: str = "deploy main to staging",
+    source: VersionSource | None = None,
 ) -> Outcome:
     """Poll `base_url + path` until its JSON `field` shows `expected_sha` or `timeout_s` passes.
 
-    `tags` also accepts an exact tag (a deploy by image tag); `gate` and `fix` word the progress
-    lines and the failure for the step that asks.
+    `source` reads the version elsewhere (plain text, a header, a command: see VersionSource);
+    without it, `path` and `field` make a JSON source. `tags` also accepts an exact tag (a deploy
+    by image tag); `gate` and `fix` word the progress lines and the failure for the step that asks.
     """
     import httpx
 
     fields = [field] if isinstance(field, str) else list(field)
+    src = source if source is not None else VersionSource("json", path, tuple(fields), where="check_version")
+    if src.kind == "json":
+        fields = list(src.fields)
     if not expected_sha or (not tags and not _SHA.match(expected_sha.strip().lower())):
         return Outcome.inconclusive(f"expected SHA {expected_sha!r} is not a git SHA")
-    url = base_url.rstrip("/") + "/" + path.lstrip("/")
+    url = base_url.rstrip("/") + "/" + src.path.lstrip("/")
+    where = src.describe(url)
     started = time.monotonic()
     deadline = started + max(0.0, timeout_s)
     attempts = 0
@@ -235,7 +407,7 @@ def check_version(
     ) as client:
         while True:
             attempts += 1
-            last = _observe(client, url, fields, expected_sha, tags)
+            last = _observe(client, url, src, expected_sha, tags, request_timeout_s)
             key = {k: last.get(k) for k in ("deployed", "problem")}
             if not history or {k: history[-1].get(k) for k in ("deployed", "problem")} != key:
                 history.append(
@@ -244,8 +416,9 @@ def check_version(
                 history = history[-20:]
             elapsed = round(time.monotonic() - started, 2)
             ev: dict[str, Any] = {
-                "url": url,
-                "field": fields[0] if len(fields) == 1 else fields,
+                **({"url": url} if src.kind != "command" else {}),
+                "source": src.kind,
+                **_source_evidence(src, fields),
                 "expected": expected_sha,
                 "deployed": last.get("deployed"),
                 "attempts": attempts,
@@ -256,7 +429,7 @@ def check_version(
             if "deployed" in last and version_matches(last["deployed"], expected_sha, tags=tags):
                 ev["serving_since"] = serving_since(last["received"], last.get("started"), other_ts)
                 return Outcome.passed(
-                    f"{url} reports {last['deployed'][:12]} = expected {expected_sha[:12]} "
+                    f"{where} reports {last['deployed'][:12]} = expected {expected_sha[:12]} "
                     f"(after {attempts} poll(s), {elapsed:.0f} s)",
                     **ev,
                 )
@@ -268,22 +441,33 @@ def check_version(
             if progress:
                 seen = last.get("deployed") or last.get("problem")
                 progress(
-                    f"{gate}: {url} says {seen}; waiting for {expected_sha[:12]} ({elapsed:.0f}/{timeout_s:.0f} s)"
+                    f"{gate}: {where} says {seen}; waiting for {expected_sha[:12]} ({elapsed:.0f}/{timeout_s:.0f} s)"
                 )
             time.sleep(poll_interval_s)
     if "deployed" in last:
         return Outcome.failed(
-            f"{url} reports {last['deployed'][:12]}, expected {expected_sha[:12]} "
+            f"{where} reports {last['deployed'][:12]}, expected {expected_sha[:12]} "
             f"(waited {ev['elapsed_s']:.0f} s): {fix}",
             **ev,
         )
     problem = last.get("problem", "no answer")
     ev["problem"] = problem
-    if "body" in last:
-        ev["body"] = last["body"]
-    if "fields" in last:
-        ev["fields"] = last["fields"]
+    for key in ("body", "fields", "headers", "output", "detail", "header " + src.header):
+        if key in last:
+            ev[key] = last[key]
     return Outcome.inconclusive(
-        f"{url} gave no usable version ({problem}) within {timeout_s:g} s; expected {expected_sha[:12]}",
+        f"{where} gave no usable version ({problem}) within {timeout_s:g} s; expected {expected_sha[:12]}",
         **ev,
     )
+
+
+def _source_evidence(src: VersionSource, fields: Sequence[str]) -> dict[str, Any]:
+    """The settings that say where the version was read, for the evidence."""
+    if src.kind == "json":
+        return {"field": fields[0] if len(fields) == 1 else list(fields)}
+    out: dict[str, Any] = {"header": src.header} if src.kind == "header" else {}
+    if src.kind == "command":
+        out["command"] = scrub(src.command)[:200]
+    if src.pattern:
+        out["pattern"] = src.pattern
+    return out
