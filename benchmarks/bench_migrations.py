@@ -2,7 +2,10 @@
 
 For each corpus migration: the full C3 check (shadow database create + base schema + trace +
 tool-like apply + squawk + drop) next to the trace alone on a prepared shadow, and the squawk
-run alone. Needs a PostgreSQL admin URL: RELNB_BENCH_PG (default: the machine's test server).
+run alone. Then what the other kinds add to it: the shadow's schema copied from production
+(pg_dump + psql) next to replaying the base migration, and rendering a revision with
+`alembic upgrade --sql` (when alembic is installed). Needs a PostgreSQL admin URL:
+RELNB_BENCH_PG (default: the machine's test server).
 
     /work/venv/bin/python benchmarks/bench_migrations.py [case ...]
 """
@@ -69,5 +72,56 @@ def main(argv: list[str]) -> None:
         )
 
 
+def tools(repeat: int = 3) -> None:
+    """The per-kind costs: schema copy vs replay, and offline rendering."""
+    from relnb.checks.migrations.replay import copy_schema
+
+    base_sql = (CORPUS / "_base" / "migration.sql").read_text()
+    copy_ms, replay_ms = [], []
+    with shadow_database(ADMIN) as prod:
+        with psycopg.connect(prod, autocommit=True) as conn:
+            conn.execute(base_sql)
+        for _ in range(repeat):
+            with shadow_database(ADMIN) as shadow:
+                t0 = time.perf_counter()
+                copy_schema(prod, shadow)
+                copy_ms.append((time.perf_counter() - t0) * 1000)
+            with shadow_database(ADMIN) as shadow, psycopg.connect(shadow, autocommit=True) as conn:
+                t0 = time.perf_counter()
+                conn.execute(base_sql)
+                replay_ms.append((time.perf_counter() - t0) * 1000)
+    med = statistics.median
+    print(f"shadow schema: pg_dump+psql {med(copy_ms):.1f} ms, replay base {med(replay_ms):.1f} ms")
+    try:
+        import alembic  # noqa: F401
+    except ImportError:
+        print("alembic not installed: rendering not measured")
+        return
+    from relnb.checks.migrations.toolsql import run_tool
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "alembic" / "versions").mkdir(parents=True)
+        (root / "alembic.ini").write_text(
+            "[alembic]\nscript_location = alembic\nsqlalchemy.url = postgresql+psycopg://x@localhost/x\n"
+        )
+        (root / "alembic" / "env.py").write_text(
+            "from alembic import context\n"
+            "context.configure(url=context.config.get_main_option('sqlalchemy.url'), literal_binds=True)\n"
+            "with context.begin_transaction():\n    context.run_migrations()\n"
+        )
+        (root / "alembic" / "versions" / "a1.py").write_text(
+            "from alembic import op\nrevision = 'a1'\ndown_revision = None\n"
+            "def upgrade():\n    op.execute('CREATE TABLE t (id int)')\n"
+        )
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            run_tool(f"{sys.executable} -m alembic upgrade {{range}} --sql", root, range="a1")
+            times.append((time.perf_counter() - t0) * 1000)
+    print(f"alembic upgrade --sql (one revision, new process): {med(times):.1f} ms")
+
+
 if __name__ == "__main__":
     main(sys.argv[1:])
+    tools()

@@ -302,6 +302,17 @@ SCHEMA = Table(
                     "exit code alone decides; E2/E3 cannot judge the rollback)",
                     "prisma",
                 ),
+                "migrations_sql_command": _s(
+                    "command C3 runs to render the SQL the tool would run (alembic: `{range}`, e.g. "
+                    "`alembic upgrade {range} --sql`; django: `{app}` and `{migration}`, e.g. "
+                    "`python manage.py sqlmigrate {app} {migration}`); default: that command with the "
+                    "alembic or python found on PATH"
+                ),
+                "migrations_multi_statement": _b(
+                    "golang-migrate's x-multi-statement: statements are sent one by one (C3 models no implicit "
+                    "transaction around the file)",
+                    False,
+                ),
                 "migration_apps": _l(
                     "Django app labels B2/D3 compare (kind = django; default: every app with a migrations/"
                     " directory under migrations_dir, which for a site-packages is too many)"

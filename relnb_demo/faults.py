@@ -153,7 +153,7 @@ FAULTS: dict[str, FaultSpec] = {
             envs=("production",),
         ),
         FaultSpec(
-            "destructive-migration", "release", ("E2", "E3"),
+            "destructive-migration", "release", ("C3", "E2", "E3"),
             "the release drops invites.accepted_by, which 1.0.0 still writes: redeploying it breaks invites",
             envs=(),
         ),

@@ -199,34 +199,64 @@ def backwards_compatibility(ctx: GateContext) -> Outcome:
     return Outcome.passed(f"no destructive schema change ({read}) and no breaking API change since {tag}", **evidence)
 
 
-# the migration kinds whose files C3 replays on a shadow database and whose ledger names them the
-# same way; the other kinds get a one-line "not applicable" instead of a misleading "none found"
-_REPLAYED_KINDS = ("prisma",)
+def _expand_contract_plan(ctx: GateContext) -> str | None:
+    """A4's sign-off note, when A4 is signed off: the team's expand/contract plan for the
+    release's destructive changes, which C3 looks for by name (safety.plan_covers)."""
+    a4 = ctx.release.result("A4")
+    signed = a4.evidence.get("sign_off") if a4.status is Status.PASSED else None
+    note = signed.get("note") if isinstance(signed, dict) else None
+    return note if isinstance(note, str) and note.strip() else None
 
 
 def migration_safety(ctx: GateContext) -> Outcome:
-    from .safety import check_migration_safety
+    """C3 for every kind relnb reads: the release's migrations as their tool renders them,
+    replayed on a shadow of production's schema under the tool's transaction model."""
+    from .release_safety import C3_KINDS, check_release_safety
 
     project = ctx.config.project
     kind = project["migrations_kind"]
     if kind == "none":
         return Outcome.inconclusive("not applicable: project.migrations_kind = none, no migration files to judge")
-    if kind not in _REPLAYED_KINDS:
+    if kind not in C3_KINDS:
         return Outcome.inconclusive(
-            f"not applicable: C3 replays prisma-layout SQL migrations on a shadow database; {kind}"
-            " migrations are not replayed (review their SQL under A3)", migrations_kind=kind,
+            f"C3 cannot render {kind} migrations (a plug-in ledger): replay their SQL by hand and waive C3",
+            migrations_kind=kind,
         )
     if not project["shadow_database_url_env"]:
         return not_configured("project.shadow_database_url_env", "name an env var with a Postgres URL where relnb may create scratch databases")
     admin = ctx.secret(project["shadow_database_url_env"], "project.shadow_database_url_env")
     prod = ctx.env_secret("production", "database_url_env")
-    return check_migration_safety(
-        _migrations_dir(ctx),
+    if kind == "prisma":
+        # pending from production's ledger or git, the shadow rebuilt from the earlier files
+        from .release_safety import tool_options
+        from .safety import check_migration_safety
+
+        return check_migration_safety(
+            _migrations_dir(ctx),
+            admin.reveal(),
+            production_url=prod.reveal() if prod else None,
+            ledger_kind=kind,
+            repo=ctx.repo(),
+            since_tag=ctx.previous_tag(),
+            large_rows=int(project["large_table_rows"]),
+            options=tool_options(kind, ctx.repo(), _migrations_dir(ctx)),
+            expand_contract=_expand_contract_plan(ctx),
+        )
+    got = _release_migrations(ctx, "production")
+    if isinstance(got, Outcome):
+        return got
+    _, rs = got
+    return check_release_safety(
+        rs,
         admin.reveal(),
-        production_url=prod.reveal() if prod else None,
-        ledger_kind=kind,
         repo=ctx.repo(),
-        since_tag=ctx.previous_tag(),
+        migrations_dir=project["migrations_dir"],
+        sha=ctx.release_sha(),
+        production_url=prod.reveal() if prod else None,
+        # keys the config schema may not have yet: read tolerantly, defaults otherwise
+        command=project.get("migrations_sql_command") or None,
+        golang_multi_statement=bool(project.get("migrations_multi_statement")),
+        expand_contract=_expand_contract_plan(ctx),
         large_rows=int(project["large_table_rows"]),
     )
 

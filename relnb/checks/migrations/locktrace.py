@@ -1,17 +1,17 @@
 """C3 lock trace: what each statement of a migration really does to a copy of the schema.
 
-A shadow database is created on an admin URL, the earlier migrations are applied to it (the
-current schema), and each pending migration is then run statement by statement inside one
-transaction that is rolled back. After every statement the session's own relation locks
+A shadow database is created on an admin URL and given the current schema (replay.py), and
+each group of statements that share a transaction under the tool's model (txmodel.py) is then
+run statement by statement inside one transaction that is rolled back. After every statement the session's own relation locks
 (`pg_locks` where `pid = pg_backend_pid()`) and every table's `pg_relation_filenode` are read:
 a new lock mode is what the statement took, a changed filenode is a table rewrite. Locks stay
 held to the end of the transaction, which is exactly what a wrapped migration does in
 production, so "held after the statement" is the lock a reader or writer would queue behind.
 
 Statements that cannot run inside a transaction block (CREATE INDEX CONCURRENTLY, ...) are
-not executed in the trace; they are flagged, and the migration is then applied for real the
-way the tool applies it (Prisma: one simple-query message), which proves whether the tool can
-run it at all. The shadow holds no data: sizes come from production statistics (safety.py).
+not executed in the trace; they are flagged, and the statements are then applied for real the
+way the tool applies them (Prisma before 7.4: one simple-query message), which proves whether the
+tool can run them at all. The shadow holds no data: sizes come from production statistics (safety.py).
 """
 
 from __future__ import annotations

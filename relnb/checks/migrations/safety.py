@@ -7,15 +7,21 @@ that table is. A statement fails the gate when it does size-proportional work â€
 validating scan, an index build, an unbounded UPDATE/DELETE â€” while holding a lock that blocks
 writes (or, for backfills, row locks on every row) on a table at or above the size thresholds.
 Without production statistics the size is unknown, and the gate is inconclusive, never green.
-squawk findings and destructive changes are evidence for the reviewer (A4), not the verdict.
+squawk findings are advice for the reviewer, not the verdict. A DROP or RENAME of a column or
+table the previous release reads breaks the instances still running it during the rollout: it
+fails C3 unless A4's sign-off note names it (the team's expand/contract plan).
+How the statements are grouped into transactions is the tool's (txmodel.py); the run is
+replayed block by block (replay.py) and each migration judged here.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ...redact import connect_error, scrub
 from ...results import Outcome
@@ -24,13 +30,12 @@ from .ledger import LedgerMissing, display_url, read_ledger, readonly_connect, s
 from .locktrace import (
     LOCK_TITLES,
     MigrationTrace,
-    apply_like_tool,
     blocks_reads,
     blocks_writes,
     server_major,
     shadow_database,
-    trace_statements,
 )
+from .replay import copy_schema, replay_run
 from .sizes import (
     DEFAULT_LARGE_BYTES,
     DEFAULT_LARGE_ROWS,
@@ -43,12 +48,14 @@ from .sqlrisk import (
     Finding,
     SqlParseError,
     Statement,
+    TransactionPlan,
     destructive_changes,
     parse_statements,
     size_proportional_work,
     squawk_lint,
     transaction_plan,
 )
+from .txmodel import ToolOptions, build_model, reindex
 
 # --------------------------------------------------------------------------- judgement
 
@@ -177,8 +184,58 @@ def _judge_statement(
     return out
 
 
+class _SqlMigration(Protocol):
+    name: str
+    path: str
+
+    @property
+    def sql(self) -> str: ...
+
+
+_DESTRUCTIVE = ("drop-column", "drop-table", "rename-column", "rename-table")
+_COLUMN_TARGET = re.compile(r"^(?:drops|renames) column (\S+)\.([^.\s]+)")
+
+
+def _names_in(note: str, name: str) -> bool:
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", note, re.I) is not None
+
+
+def plan_covers(note: str | None, f: Finding) -> bool:
+    """Does A4's sign-off note name this change? A column as `table.column`, or its table and
+    column both; a table by its name. The note is the team's expand/contract plan for it."""
+    if not note:
+        return False
+    if m := _COLUMN_TARGET.match(f.message):
+        table, col = bare_name(m.group(1)), m.group(2)
+        return _names_in(note, f"{table}.{col}") or (_names_in(note, table) and _names_in(note, col))
+    return _names_in(note, bare_name(f.table or "?"))
+
+
+def _destructive_verdicts(
+    destructive: Sequence[Finding], preexisting: set[str] | None, expand_contract: str | None
+) -> list[Finding]:
+    out = []
+    for f in destructive:
+        if f.rule not in _DESTRUCTIVE:
+            continue
+        t = bare_name(f.table or "")
+        if preexisting is not None and t not in preexisting:
+            continue  # made by this release: the previous one never read it
+        if plan_covers(expand_contract, f):
+            out.append(Finding("destructive-change-planned", "info",
+                               f"{f.message}: A4's sign-off names the expand/contract plan for it", "relnb",
+                               f.statement, f.line, f.table))
+        else:
+            out.append(Finding(
+                "destructive-without-plan", "error",
+                f"{f.message}, which the previous release still reads: A4's sign-off must name the"
+                " expand/contract plan for it" + ("" if expand_contract else " (A4 is not signed off)"),
+                "relnb", f.statement, f.line, f.table))
+    return out
+
+
 def analyze_migration(
-    migration: Migration,
+    migration: _SqlMigration,
     trace: MigrationTrace | None,
     *,
     tool: str,
@@ -187,20 +244,36 @@ def analyze_migration(
     large_rows: int | None = DEFAULT_LARGE_ROWS,
     large_bytes: int | None = DEFAULT_LARGE_BYTES,
     use_squawk: bool = True,
+    statements: Sequence[Statement] | None = None,
+    plan: TransactionPlan | None = None,
+    expand_contract: str | None = None,
+    refused: str | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """All findings for one migration, plus its evidence record."""
+    """All findings for one migration, plus its evidence record. `statements`/`plan` come from
+    the run's transaction model when it spans migrations (txmodel); else they are read from the
+    file. `expand_contract` is A4's sign-off note; `refused` why the tool will not run it."""
     sql = migration.sql
     ev: dict[str, Any] = {"name": migration.name, "path": migration.path}
+    if getattr(migration, "rendered_by", None):
+        ev["rendered_by"] = migration.rendered_by  # type: ignore[attr-defined]
+        ev["sql"] = sql[:4000]
     try:
-        stmts = parse_statements(sql)
+        stmts = list(statements) if statements is not None else parse_statements(sql)
     except SqlParseError as exc:
         f = Finding("parse-error", "error", f"does not parse: {exc}", "relnb")
         return [f], {**ev, "findings": [f.to_dict()]}
     findings: list[Finding] = []
-    plan = transaction_plan(stmts, tool, pg_major)
+    plan = plan or transaction_plan(stmts, tool, pg_major)
     ev["transaction"] = plan.to_dict()
+    if refused:
+        findings.append(Finding("tool-refuses", "error", refused, "relnb"))
+    for op in getattr(migration, "opaque", ()) or ():
+        findings.append(Finding(
+            "unseen-operation", "unknown",
+            f"a {op} operation: its SQL is not rendered, so what it locks or rewrites cannot be traced"
+            " (review it, then waive with allow)", "relnb"))
     for n in plan.non_transactional:
-        if plan.will_fail:
+        if plan.inside(n):
             findings.append(
                 Finding(
                     "non-transactional-in-transaction",
@@ -237,6 +310,7 @@ def analyze_migration(
     destructive = destructive_changes(stmts)
     findings.extend(destructive)
     preexisting_t = {bare_name(t) for t in trace.tables_before} if trace is not None else set()
+    findings.extend(_destructive_verdicts(destructive, preexisting_t if trace is not None else None, expand_contract))
     for f in destructive:
         t = bare_name(f.table or "")
         size = (sizes or {}).get(t)
@@ -379,12 +453,17 @@ def check_migration_safety(
     allow: Sequence[str] = (),
     use_squawk: bool = True,
     statement_timeout_ms: int = 60_000,
+    options: ToolOptions | None = None,
+    expand_contract: str | None = None,
 ) -> Outcome:
     """C3: lint, transaction plan and lock trace of every pending migration, judged on prod sizes.
 
     Pending = `pending` if given, else the ledger at `ledger_url` (default: `production_url`),
     else migrations added in git since `since_tag`. `allow` waives error findings by rule
     ("rewrite") or per migration ("20261101_widen_ids:rewrite"); waived findings stay in evidence.
+    The shadow is rebuilt from the earlier migrations on disk; `options` carry what decides the
+    tool's transaction model (the Prisma version, Flyway's mixed/group, ...);
+    `expand_contract` is A4's sign-off note (destructive changes fail unless it names them).
     """
     migrations = discover_migrations(migrations_dir, layout)
     if not migrations:
@@ -404,17 +483,66 @@ def check_migration_safety(
     unknown = [n for n in names if n not in known]
     if unknown:
         return Outcome.failed(f"pending migration(s) not on disk: {', '.join(unknown)}", **ev)
-    ev.update(
-        migrations_dir=str(migrations_dir),
+    ev.update(migrations_dir=str(migrations_dir))
+    pend = [m for m in migrations if m.name in names]
+    earlier = [m for m in migrations if m.name not in names]
+    return judge_migrations(
+        pend,
+        admin_url,
         tool=tool,
-        pending=names,
+        evidence=ev,
+        earlier_sql=[(m.name, m.sql) for m in earlier],
+        production_url=production_url,
+        large_rows=large_rows,
+        large_bytes=large_bytes,
+        allow=allow,
+        use_squawk=use_squawk,
+        statement_timeout_ms=statement_timeout_ms,
+        options=options,
+        expand_contract=expand_contract,
+    )
+
+
+def judge_migrations(
+    pend: Sequence[_SqlMigration],
+    admin_url: str,
+    *,
+    tool: str,
+    evidence: dict[str, Any] | None = None,
+    earlier_sql: Sequence[tuple[str, str]] | None = None,
+    schema_from_production: bool = False,
+    production_url: str | None = None,
+    large_rows: int | None = DEFAULT_LARGE_ROWS,
+    large_bytes: int | None = DEFAULT_LARGE_BYTES,
+    allow: Sequence[str] = (),
+    use_squawk: bool = True,
+    statement_timeout_ms: int = 60_000,
+    options: ToolOptions | None = None,
+    expand_contract: str | None = None,
+    refused: dict[str, str] | None = None,
+) -> Outcome:
+    """C3 on SQL the tool would run (`pend`, in apply order): the shadow gets the current schema
+    (production's, copied with pg_dump, when `schema_from_production`; else `earlier_sql` replayed),
+    then the run is traced and applied block by block under the tool's transaction model."""
+    ev: dict[str, Any] = dict(evidence or {})
+    opts = options or ToolOptions()
+    ev.update(
+        tool=tool,
+        pending=[m.name for m in pend],
         thresholds={"rows": large_rows, "bytes": large_bytes},
         allow=list(allow),
     )
-    if not names:
+    if not pend:
         return Outcome.passed("no pending migrations", **ev)
-    pend = [m for m in migrations if m.name in names]
-    earlier = [m for m in migrations if m.name not in names]
+
+    parsed: list[tuple[str, str, list[Statement]]] = []
+    for m in pend:
+        try:
+            parsed.append((m.name, m.sql, parse_statements(m.sql)))
+        except SqlParseError:
+            continue
+    numbered = reindex(parsed)
+    stmts_of = {n: st for n, _, st in numbered}
 
     sizes: dict[str, dict[str, Any]] | None = None
     traces: dict[str, MigrationTrace] = {}
@@ -422,40 +550,42 @@ def check_migration_safety(
 
     opened = False
     try:
-        with (
-            shadow_database(admin_url) as shadow_url,
-            psycopg.connect(shadow_url, autocommit=True) as conn,
-        ):
-            opened = True
-            pg_major = server_major(conn)
-            ev["shadow"] = {
-                "server": display_url(admin_url),
-                "pg_major": pg_major,
-                "earlier_applied": len(earlier),
-            }
-            for m in earlier:
+        with shadow_database(admin_url) as shadow_url:
+            pg_major = 16
+            if schema_from_production and production_url:
                 try:
-                    conn.execute(m.sql)
-                except Exception as exc:
+                    ev["shadow_schema"] = copy_schema(production_url, shadow_url)
+                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                     return Outcome.inconclusive(
-                        f"cannot rebuild the current schema: earlier migration {m.name} fails on the"
-                        f" shadow database: {scrub(str(exc)).splitlines()[0]}",
-                        **ev,
+                        f"cannot copy production's schema to the shadow database: {scrub(str(exc))[:300]}", **ev
                     )
-            for m in pend:
-                try:
-                    stmts = parse_statements(m.sql)
-                except SqlParseError:
-                    continue
-                tr = trace_statements(
-                    conn,
-                    m.name,
-                    stmts,
-                    pg_major=pg_major,
+            with psycopg.connect(shadow_url, autocommit=True) as conn:
+                opened = True
+                pg_major = server_major(conn)
+                ev["shadow"] = {
+                    "server": display_url(admin_url),
+                    "pg_major": pg_major,
+                    "schema_from": "production (pg_dump --schema-only)" if schema_from_production
+                    else f"{len(earlier_sql or ())} earlier migration(s) replayed",
+                }
+                if not schema_from_production:
+                    for name, sql in earlier_sql or ():
+                        try:
+                            conn.execute(sql)
+                        except Exception as exc:
+                            return Outcome.inconclusive(
+                                f"cannot rebuild the current schema: earlier migration {name} fails on the"
+                                f" shadow database: {scrub(str(exc)).splitlines()[0]}",
+                                **ev,
+                            )
+                run = build_model(tool, numbered, opts, pg_major)
+                run.refused.update(refused or {})
+                ev["transaction_model"] = run.model
+                ev["tool_options"] = opts.to_dict()
+                traces = replay_run(
+                    conn, run, [n for n, _, _ in numbered], pg_major=pg_major,
                     statement_timeout_ms=statement_timeout_ms,
                 )
-                tr.apply = apply_like_tool(conn, m.sql, stmts, tool)
-                traces[m.name] = tr
     except psycopg.Error as exc:
         # the driver quotes what it cannot parse of the admin URL: until a session is open
         # its text is not used (issue 22 item 2)
@@ -487,6 +617,7 @@ def check_migration_safety(
     all_findings: list[tuple[str, Finding]] = []
     ev["migrations"] = []
     for m in pend:
+        stmts = stmts_of.get(m.name)
         fs, mev = analyze_migration(
             m,
             traces.get(m.name),
@@ -496,6 +627,10 @@ def check_migration_safety(
             large_rows=large_rows,
             large_bytes=large_bytes,
             use_squawk=use_squawk,
+            statements=stmts,
+            plan=run.plan_for(m.name, stmts, pg_major) if stmts is not None else None,
+            expand_contract=expand_contract,
+            refused=run.refused.get(m.name),
         )
         _waive(fs, m.name, allow)
         mev["findings"] = [f.to_dict() for f in fs]
@@ -522,7 +657,7 @@ def check_migration_safety(
         return Outcome.inconclusive(f"{n}: {f.message}{more(unknown_f)}{tail}", **ev)
     note = f"; {len(waived)} finding(s) waived" if waived else ""
     return Outcome.passed(
-        f"{len(pend)} pending migration(s) traced: no long locks on large tables, no rewrites or"
-        f" backfills of large tables, transactions OK{note}",
+        f"{len(pend)} pending migration(s) traced ({run.model.split(':')[0]} model): no long locks on large"
+        f" tables, no rewrites or backfills of large tables, transactions OK{note}",
         **ev,
     )

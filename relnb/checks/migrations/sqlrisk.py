@@ -39,6 +39,9 @@ TOOL_MODES = {
     # Tools that open a transaction per file (flyway default, alembic transaction_per_migration).
     "transaction": "wrapped",
     "flyway": "wrapped",
+    # SQL rendered by the tool with its own BEGIN/COMMIT (alembic --sql, django sqlmigrate)
+    "alembic": "autocommit",
+    "django": "autocommit",
     # `psql -f file` without -1: each statement autocommits unless the file says BEGIN.
     "psql": "autocommit",
 }
@@ -210,10 +213,15 @@ class TransactionPlan:
     how: str
     non_transactional: tuple[dict[str, Any], ...] = ()
 
+    def inside(self, entry: dict[str, Any]) -> bool:
+        """Does this non-transactional statement end up inside a transaction block? A tool model
+        says per statement (txmodel); the file-level plan says for the whole file."""
+        return bool(entry.get("in_transaction", self.runs_in_transaction))
+
     @property
     def will_fail(self) -> bool:
         """A statement that refuses transaction blocks is inside one."""
-        return bool(self.non_transactional) and self.runs_in_transaction
+        return any(self.inside(n) for n in self.non_transactional)
 
     def to_dict(self) -> dict[str, Any]:
         return {
