@@ -3,18 +3,25 @@
 Each command parses its options, calls the library, and maps `RelnbError` subclasses to exit
 codes in one place (`main`). Exit codes: 0 all required gates passed/skipped/waived, 1 a gate
 failed/inconclusive (or verification failed), 2 sign-offs or confirmations pending, 3 usage or
-configuration errors. Everything printed passes through the redactor.
+configuration errors. Everything printed passes through the redactor, and through `TerminalOut`:
+fitted and coloured on a terminal, whole and plain in a pipe, quiet when the reader goes away.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import io
 import json
 import os
+import re
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import relnb
 from relnb import (
@@ -35,10 +42,26 @@ EXIT_USAGE = 3
 _DURATION_OPTIONS = ("--window", "--timeout")
 
 
+_INVALID_CHOICE = re.compile(r"invalid choice: '?([^'\s]*)'? \(choose from (.*)\)")
+
+
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line naming the command and the help to read (exit 2, mapped to 3)."""
+    """Usage errors as one line naming the command and the help to read (exit 2, mapped to 3);
+    a mistyped command or choice (`relnb stauts`) names the one meant."""
 
     def error(self, message: str) -> NoReturn:
+        m = _INVALID_CHOICE.search(message)
+        if m:
+            choices = [c.strip().strip("'\"") for c in m.group(2).split(",")]
+            close = difflib.get_close_matches(m.group(1), choices, n=1, cutoff=0.6)
+            if close:
+                command = any(
+                    isinstance(a, argparse._SubParsersAction) and close[0] in a.choices for a in self._actions
+                )
+                if command:
+                    message = f"unknown command {m.group(1)!r}; did you mean `{self.prog} {close[0]}`?"
+                else:
+                    message = f"{message.split(': ', 1)[0]}: invalid choice {m.group(1)!r}; did you mean {close[0]!r}?"
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
@@ -76,6 +99,166 @@ def _join_dashed_values(argv: Sequence[str]) -> list[str]:
 
 def _out(text: str) -> None:
     print(scrub(text), flush=True)
+
+
+# -- output: fitted to a terminal, plain in a pipe --------------------------------------------------
+
+# C0 and C1 controls but newline and tab, and the bidi overrides: the set relnb.eventtext's
+# terminal_text removes from records (the CLI reaches the library through its public API only)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_GREEN, _RED, _YELLOW, _MAGENTA, _DIM = "32", "31", "33", "35", "2"
+STATUS_COLOURS = {
+    "PASS": _GREEN, "PASSED": _GREEN, "OK": _GREEN,
+    "FAIL": _RED, "FAILED": _RED, "REFUSED": _RED,
+    "INCONCLUSIVE": _YELLOW, "INTERRUPTED": _YELLOW,
+    "PENDING": _DIM, "SKIP": _DIM, "SKIPPED": _DIM,
+    "WAIVED": _MAGENTA,
+}  # fmt: skip
+_STATUS_WORD = re.compile(r"\b(" + "|".join(sorted(STATUS_COLOURS, key=len, reverse=True)) + r")\b")
+_VERDICT = re.compile(r"^(verdict: )(\w[\w ]*?)( \(exit \d+\))?$")
+# where a line's text column starts: after a gap of two or more spaces that follows a word
+_COLUMN_GAP = re.compile(r"\S( {2,})")
+MIN_WIDTH = 20
+
+
+def _sgr(code: str, text: str) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m"
+
+
+def _is_tty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def colour_wanted(stream: Any) -> bool:
+    """Colour only for a person at a terminal: never in a pipe, a file or CI's log capture, and
+    never when the user set NO_COLOR (https://no-color.org) or the terminal is `dumb`."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return _is_tty(stream)
+
+
+def hanging_indent(line: str, width: int) -> int:
+    """Where continuation lines start: under the line's text column (after its last gap of two
+    or more spaces in the first half, as in `B7   FAILED       dlq grew`), else two columns in
+    from its own indentation."""
+    column = 0
+    for m in _COLUMN_GAP.finditer(line):
+        if m.end() <= width // 2:
+            column = m.end()
+    lead = len(line) - len(line.lstrip(" "))
+    return column or min(lead + 2, width // 2)
+
+
+def fit_line(line: str, width: int) -> list[str]:
+    """A line as lines of at most `width` characters, broken at spaces; a word longer than the
+    room left (a URL, a path) is split, since nothing may run past the edge."""
+    line = line.rstrip()
+    if len(line) <= width:
+        return [line]
+    return textwrap.wrap(
+        line, width=width, subsequent_indent=" " * hanging_indent(line, width),
+        break_on_hyphens=False, replace_whitespace=False,
+    ) or [""]  # fmt: skip
+
+
+def paint(line: str) -> str:
+    """A plain line with its status words (PASS, FAILED, …) and a verdict line's verdict coloured."""
+    m = _VERDICT.match(line)
+    if m:
+        colour = {"passed": _GREEN, "pending": _YELLOW}.get(m.group(2), _RED)
+        return m.group(1) + _sgr("1;" + colour, m.group(2)) + (m.group(3) or "")
+    return _STATUS_WORD.sub(lambda w: _sgr(STATUS_COLOURS[w.group(1)], w.group(1)), line)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How text is shaped for one stream: a width to wrap to (None keeps lines whole, for pipes
+    and files, where a script or a CI log wants the full text), and colour or not."""
+
+    width: int | None
+    colour: bool
+
+    @classmethod
+    def for_stream(cls, stream: Any) -> Fit:
+        width = max(MIN_WIDTH, shutil.get_terminal_size((80, 24)).columns) if _is_tty(stream) else None
+        return cls(width, colour_wanted(stream))
+
+    def text(self, text: str) -> str:
+        out: list[str] = []
+        for line in _CONTROLS.sub("", text).split("\n"):
+            fitted = fit_line(line, self.width) if self.width else [line]
+            out += [paint(f) for f in fitted] if self.colour else fitted
+        return "\n".join(out)
+
+
+class TerminalOut(io.TextIOBase):
+    """sys.stdout while a command runs. Each complete line is cleaned of control characters,
+    fitted and coloured for the stream underneath. Once the reader has gone (`relnb list | head`)
+    the rest is dropped quietly and the command finishes its work: a `relnb run` must not stop
+    mid-release, nor end in a BrokenPipeError traceback, because `head` stopped reading."""
+
+    def __init__(self, stream: TextIO, fit: Fit | None = None) -> None:
+        super().__init__()
+        self.stream = stream
+        self.fit = fit or Fit.for_stream(stream)
+        self.pending = ""
+        self.reader_gone = False
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return _is_tty(self.stream)
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", None) or "utf-8"
+
+    def write(self, s: str) -> int:
+        self.pending += s
+        if "\n" in self.pending:
+            complete, _, self.pending = self.pending.rpartition("\n")
+            self._emit(self.fit.text(complete) + "\n")
+        return len(s)
+
+    def flush(self) -> None:
+        if self.pending:  # a partial line (a prompt): shown as it is, cleaned
+            text, self.pending = self.pending, ""
+            self._emit(self.fit.text(text))
+        self._emit("")
+
+    def _emit(self, text: str) -> None:
+        if self.reader_gone:
+            return
+        try:
+            if text:
+                self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            self._reader_went_away()
+
+    def _reader_went_away(self) -> None:
+        """Point the descriptor at /dev/null, so neither later writes nor the interpreter's final
+        flush of what the stream still buffers raise again."""
+        self.reader_gone = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+
+def _width() -> int | None:
+    """The terminal's width while stdout is one, else None (a pipe keeps whole lines)."""
+    fit = getattr(sys.stdout, "fit", None)
+    return fit.width if isinstance(fit, Fit) else None
 
 
 def _config(args: argparse.Namespace) -> relnb.Config:
@@ -146,6 +329,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if approvals is not None:  # a pre-signed skip is the decision to skip, in the signed words
         for gid, reason in relnb.skips_for_run(relnb.approvals_file_at(approvals)).items():
             skips.setdefault(gid, reason)
+    waivers: dict[str, str] = {}
+    for text in args.waive or []:
+        gid, reason = _parse_waiver(text)
+        if gid in waivers and waivers[gid] != reason:
+            raise UsageError(f"--waive {gid} is given twice", key="--waive", fix=f"give one reason for {gid}")
+        waivers[gid] = reason
     confirm = [c.strip().upper() for c in (args.confirm or "").split(",") if c.strip()]
     for c in confirm:
         if c not in ("ALL", "ROLLBACK", relnb.ROLLBACK_ON_FAILURE) and not (len(c) == 1 and c in relnb.SECTIONS):
@@ -168,23 +357,76 @@ def cmd_run(args: argparse.Namespace) -> int:
         rerun_reason=args.rerun_reason,
         timeout_s=relnb.parse_duration(args.timeout),
         approvals=approvals,
+        waivers=waivers,
     )
     code, state = relnb.run_notebook(opts, config)
-    _out(repr(state.table()))
+    _out(state.table().render(_width()))
     _out(f"verdict: {state.verdict()} (exit {code})")
     return code
 
 
+def _parse_waiver(text: str) -> tuple[str, str]:
+    """`--waive B7=DLQ probe known flaky, OPS-12` → ("B7", "DLQ probe known flaky, OPS-12")."""
+    fix = "write --waive ID=REASON, e.g. --waive 'B7=DLQ probe known flaky, OPS-12'"
+    gate, sep, reason = text.partition("=")
+    if not sep:
+        raise UsageError(f"--waive {text!r} names no reason (no '=')", key="--waive", fix=fix)
+    try:
+        gid = relnb.get_gate(gate.strip()).id
+    except UsageError as exc:
+        raise UsageError(f"--waive {text!r}: {exc.message}", key="--waive", fix=exc.fix) from None
+    if not reason.strip():
+        raise UsageError(f"--waive {text!r} has an empty reason", key="--waive", fix=fix)
+    return gid, reason.strip()
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    state = read_state(args.release, config=_config(args))
+    config = _config(args)
+    state = read_state(args.release or only_open_release(config, "status"), config=config)
     plugins = relnb.installed_plugins()
     if args.json:
         _out(json.dumps([r.to_dict() for r in state.table().rows], indent=2))
     else:
-        _out(repr(state.table()))
+        _out(state.table().render(_width()))
         if plugins:  # what answers a gate, or reads a queue, besides relnb itself
             _out("plug-ins installed:\n" + "\n".join(f"  {p}" for p in plugins))
     return 0
+
+
+def open_releases(config: relnb.Config) -> list[str]:
+    """Releases under releases/ that are not sealed (archived or abandoned), oldest id first."""
+    rdir = config.releases_dir()
+    if not rdir.is_dir():
+        return []
+    archived = relnb.archive.read_index(rdir)
+    out = []
+    for entry in sorted(rdir.iterdir()):
+        if entry.name in archived or not (entry / "journal.jsonl").is_file():
+            continue
+        try:
+            sealed = read_state(entry.name, config=config).sealed
+        except RelnbError:  # unreadable: still a release one may mean (its command says why)
+            sealed = False
+        if not sealed:
+            out.append(entry.name)
+    return out
+
+
+def only_open_release(config: relnb.Config, command: str) -> str:
+    """The release a command means when none is named: the only open one, or a usage error
+    naming the ids to choose from."""
+    found = open_releases(config)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UsageError(
+            f"no open release in {config.releases_dir()}",
+            fix=f"name one: relnb {command} <id> (relnb list shows them all), or start one with relnb new <version>",
+        )
+    raise UsageError(
+        f"{len(found)} releases are open: {', '.join(found)}",
+        fix=f"name one: relnb {command} <id>, e.g. relnb {command} {found[-1]}",
+    )
 
 
 def cmd_abandon(args: argparse.Namespace) -> int:
@@ -321,6 +563,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--rerun", metavar="IDS", help="settled gates to run again, comma separated (needs --rerun-reason)")
     r.add_argument("--rerun-reason", metavar="TEXT", help="why the --rerun gates must run again (journaled)")
     r.add_argument("--skip", action="append", metavar="ID=REASON", help="declare an optional gate not needed")
+    r.add_argument("--waive", action="append", metavar="ID=REASON", help="accept this gate's failure (failed, "
+        "inconclusive or interrupted, before or during the run) with a reason, in your name (RELNB_USER or git: "
+        "`Name <email>`), signed like a sign-off when [signing] is on; the failure stays on record and the gates "
+        "it held back run (repeatable)")
     r.add_argument("--window", type=duration_option("--window"), help="shorten the monitoring windows for a rehearsal (journaled), e.g. 2m: "
         "a shortened window never passes, it is at most waived (see --window-reason)")
     r.add_argument("--window-reason", metavar="TEXT", help="why the windows are shortened: a window that was "
@@ -329,7 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("status", help="print the gate table of a release")
-    s.add_argument("release")
+    s.add_argument("release", nargs="?", help="release id (default: the only open release)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
 
@@ -376,18 +622,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    stdout = sys.stdout
+    sys.stdout = out = TerminalOut(stdout)
     try:
-        args = parser.parse_args(_join_dashed_values(sys.argv[1:] if argv is None else argv))
+        return _main(parser, sys.argv[1:] if argv is None else argv, out)
+    finally:
+        out.flush()
+        sys.stdout = stdout
+
+
+def _main(parser: argparse.ArgumentParser, argv: Sequence[str], out: TerminalOut) -> int:
+    try:
+        args = parser.parse_args(_join_dashed_values(argv))
     except SystemExit as exc:
         return EXIT_USAGE if exc.code not in (0, None) else 0
+    if getattr(args, "json", False):  # for a program: whole lines, no colour, even on a terminal
+        out.fit = Fit(None, False)
     relnb.redact.install_logging_filter()
     try:
         return int(args.func(args))
     except JournalLocked as exc:
-        print(f"relnb: error: {scrub(str(exc))}", file=sys.stderr)
+        print(f"relnb: error: {_CONTROLS.sub('', scrub(str(exc)))}", file=sys.stderr)
         return exc.exit_code
     except RelnbError as exc:
-        print(f"relnb: error: {scrub(str(exc))}", file=sys.stderr)
+        print(f"relnb: error: {_CONTROLS.sub('', scrub(str(exc)))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("relnb: interrupted", file=sys.stderr)

@@ -17,17 +17,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .config import Config, parse_duration
-from .errors import JournalLocked, UsageError
+from .errors import JournalLocked, RelnbError, UsageError
 from .eventtext import describe_event
 from .gates import get_gate
+from .identity import Identity, require_email, whoami
 from .journal import JOURNAL_NAME, ensure_unlocked, tail_events
 from .redact import scrub
-from .release import read_state, release_dir
+from .release import Release, read_state, release_dir
 from .runcontext import (
     ENV_APPROVALS,
     ENV_CONFIRM,
@@ -38,6 +39,7 @@ from .runcontext import (
     ENV_SIGNOFFS,
     ENV_SKIPS,
     ENV_WINDOW_REASON,
+    RunContext,
 )
 from .state import ReleaseState
 
@@ -62,6 +64,9 @@ class RunOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     # a `relnb sign` file: its approvals are checked before the run and consumed by it
     approvals: Path | None = None
+    # `--waive ID=REASON`: a failure of these gates, found before or during the run, is waived
+    # in these words by the operator (signed like a sign-off when [signing] is on)
+    waivers: dict[str, str] = field(default_factory=dict)
 
 
 def exit_code(state: ReleaseState) -> int:
@@ -107,6 +112,21 @@ def _sign_off_entry(where: str, who: str, note: str) -> dict[str, str]:
     if not note.strip():
         raise UsageError(f"{where} has no note", fix=fix)
     return {"by": who.strip(), "note": note.strip()}
+
+
+def waiver_approver() -> Identity:
+    """Who waives in a headless run: the operator (RELNB_USER, else git's user), who must be
+    reachable afterwards (`Name <email>`), the rule sign-offs follow. With [signing] on, the
+    recorded identity is the signing key's principal (or the pre-signed waiver's)."""
+    who = whoami()
+    try:
+        return require_email(who, "--waive")
+    except UsageError:
+        raise UsageError(
+            f"--waive: the approver {str(who)!r} names no email",
+            key="--waive",
+            fix="run as `Name <email>`: set RELNB_USER='Name <email>' (or git config user.email)",
+        ) from None
 
 
 def load_sign_offs_file(path: Path) -> dict[str, dict[str, Any]]:
@@ -201,6 +221,9 @@ def signing_preflight(opts: RunOptions, config: Config, state: ReleaseState) -> 
         for gid in opts.skips:
             if state.result(gid).status is not Status.SKIPPED and not key:
                 needed.append((gid, "skip"))
+        for gid in opts.waivers:
+            if not state.result(gid).status.ok_for_promotion and not key:
+                needed.append((gid, "waiver"))
         production = {"ALL", "D"} | {c for c in opts.confirm if c.startswith("D")}
         if settings.min_production_approvers and production & set(opts.confirm):
             needed.append(("D", "promote"))
@@ -251,6 +274,8 @@ def run_notebook(
     # another writer (a second `relnb run`, an open notebook) would make the child die on the lock
     # after the set-up cell, and its failure would read like a release that ran: refuse first
     ensure_unlocked(journal.parent)
+    if opts.waivers:  # who waives is known before anything runs, not after hours of it
+        waiver_approver()
     checked = signing_preflight(opts, config, state)
     if checked is not None and checked.invalid:  # a file the run was given that cannot be used
         where = f"approvals file {opts.approvals}" if opts.approvals else "approvals"
@@ -269,6 +294,75 @@ def run_notebook(
 
             write_junit(state, opts.junit)
         return checked.exit_code, state
+    deadline = time.monotonic() + opts.timeout_s
+    waived = _apply_waivers(opts, config, rid, emit)  # failures already on record
+    rc, output = _run_child(opts, config, nb, rid, journal, emit, deadline)
+    runs = 1
+    # a failure of this run that the operator waived in advance is waived now; when that leaves
+    # nothing failed, the notebook runs again, so the gates the failure held back (section D
+    # behind the promotion guard, the steps after a failed one) run in this same `relnb run`
+    while True:
+        fresh = _apply_waivers(opts, config, rid, emit)
+        waived |= fresh
+        state = read_state(rid, config=config)
+        if not fresh or rc != 0 or runs > len(opts.waivers) or state.verdict() != "pending":
+            break
+        if time.monotonic() >= deadline:
+            break
+        emit(f"relnb run: {', '.join(sorted(fresh))} waived; running the notebook again for the gates it held back")
+        rc, output = _run_child(replace(opts, rerun=[], rerun_reason=None), config, nb, rid, journal, emit, deadline)
+        runs += 1
+    for gid in sorted(g for g in set(opts.waivers) - waived if not state.result(g).status.is_failure):
+        emit(f"relnb run: --waive {gid} not used: {gid} is {state.result(gid).status} (only a failed, "
+             "inconclusive or interrupted gate is waived)")
+    if opts.junit:
+        from .junit import write_junit
+
+        write_junit(state, opts.junit)
+    code = exit_code(state)
+    if rc != 0:
+        tail = "\n".join(output.strip().splitlines()[-60:])
+        emit(f"relnb run: the notebook process exited {rc}; its last output:\n{tail}")
+        code = EXIT_FAILED
+    return code, state
+
+
+def _apply_waivers(opts: RunOptions, config: Config, rid: str, emit: Callable[[str], None]) -> set[str]:
+    """Record the operator's `--waive` for each of its gates that is failed, inconclusive or
+    interrupted now (the only ones a waiver may accept), through the public Release API.
+    A waiver the rules refuse (four-eyes, signing required without a key) leaves the gate as
+    it is and says why, like a refused sign-off. Returns the gates waived."""
+    state = read_state(rid, config=config)
+    todo = [g for g in opts.waivers if state.result(g).status.is_failure]
+    if not todo:
+        return set()
+    approver = waiver_approver()
+    release = Release.open(rid, config=config)
+    waived: set[str] = set()
+    try:
+        release.context = RunContext(headless=True)
+        if opts.approvals:  # a waiver signed in advance for these words is used for it
+            release.context.add_approvals(Path(opts.approvals))
+        for gid in todo:
+            try:
+                release.waive(gid, approver=approver, reason=opts.waivers[gid])
+            except RelnbError as exc:
+                emit(scrub(f"relnb run: --waive {gid} not recorded: {exc}"))
+                continue
+            waived.add(gid)
+            line = describe_event(release.journal.events[-1])
+            if line is not None:
+                emit(scrub(line.column()))
+    finally:
+        release.close()
+    return waived
+
+
+def _run_child(
+    opts: RunOptions, config: Config, nb: Path, rid: str, journal: Path, emit: Callable[[str], None], deadline: float
+) -> tuple[int, str]:
+    """One execution of the notebook in a child process, narrated from the journal; returns its
+    exit status and its (scrubbed) output."""
     offset = journal.stat().st_size
     with tempfile.TemporaryDirectory(prefix="relnb-run-") as tmp:
         env = {**os.environ, **opts.extra_env, ENV_HEADLESS: "1", ENV_ROOT: str(config.root)}
@@ -318,7 +412,7 @@ def run_notebook(
                         last_beat = now
                     if done:
                         break
-                    if now - t0 > opts.timeout_s:
+                    if now > deadline:
                         proc.kill()
                         emit(f"relnb run: timed out after {opts.timeout_s:.0f} s; the notebook was stopped")
                         break
@@ -332,17 +426,7 @@ def run_notebook(
     locked = next((ln for ln in output.splitlines() if ln.startswith("relnb.errors.JournalLocked: ")), None)
     if rc != 0 and locked is not None:  # a writer started between the probe and the child's open
         raise JournalLocked(locked.split(": ", 1)[1], pid=None, path=str(journal))
-    state = read_state(rid, config=config)
-    if opts.junit:
-        from .junit import write_junit
-
-        write_junit(state, opts.junit)
-    code = exit_code(state)
-    if rc != 0:
-        tail = "\n".join(output.strip().splitlines()[-60:])
-        emit(f"relnb run: the notebook process exited {rc}; its last output:\n{tail}")
-        code = EXIT_FAILED
-    return code, state
+    return rc, output
 
 
 def check_declared_flows(config: Config) -> None:

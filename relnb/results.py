@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import html
 import json
+import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from .eventtext import terminal_text
 
 
 class Status(StrEnum):
@@ -54,6 +57,13 @@ SYMBOLS = {
     Status.SKIPPED: "SKIP",
     Status.WAIVED: "WAIVED",
 }
+
+
+def plain(text: str) -> str:
+    """Outside text (summaries quote commands, servers and people) as one line a terminal shows
+    literally: no ESC, BEL, OSC or other control character that could retitle the window, clear
+    the screen or plant a link (issue 22), and no line break that would tear a table row."""
+    return terminal_text(str(text)).replace("\n", " ").replace("\t", " ")
 
 
 def last_line(output: str) -> str:
@@ -129,11 +139,13 @@ class GateResult:
         }
 
     def __repr__(self) -> str:
-        line = f"[{SYMBOLS[self.status]}] {self.gate_id} {self.title}".rstrip()
-        line += f": {self.summary}"
+        line = f"[{SYMBOLS[self.status]}] {self.gate_id} {plain(self.title)}".rstrip()
+        line += f": {plain(self.summary)}"
         if self.recorded:
             line += " (recorded)"
         return line
+
+    __str__ = __repr__
 
     def _repr_html_(self) -> str:
         fg, bg = COLOURS[self.status]
@@ -183,21 +195,37 @@ class StatusTable:
         return iter(self.rows)
 
     def __repr__(self) -> str:
-        width = max((len(r.title) for r in self.rows), default=10)
-        lines = [f"release {self.release_id}"]
+        return self.render()
+
+    __str__ = __repr__
+
+    def render(self, width: int | None = None) -> str:
+        """The table as plain text; with `width` (a terminal's), no line is longer: long titles
+        and summaries wrap at word boundaries inside their own columns."""
+        rows = [*self.rows, *self.rollback]
+        title_w = max((len(plain(r.title)) for r in rows), default=10)
+        summary_w: int | None = None
+        if width is not None:
+            room = width - 21  # "  A1  " + status column + the two spaces before the summary
+            longest = max((len(plain(r.summary)) for r in rows), default=0)
+            # summaries get the room they need, titles keep at least 2/5 of it (and 8 columns)
+            title_w = max(8, min(title_w, max(room - longest, room * 2 // 5)))
+            summary_w = room - title_w
+        lines = [plain(f"release {self.release_id}")]
         section = None
         for r in self.rows:
             if r.gate_id[0] != section:
                 section = r.gate_id[0]
-                lines.append(f"{section}) {self.sections.get(section, '')}")
-            lines.append(
-                f"  {r.gate_id:<3} {SYMBOLS[r.status]:<12} {r.title:<{width}}  {r.summary}"
-            )
+                lines.append(plain(f"{section}) {self.sections.get(section, '')}"))
+            lines += _row(r, title_w, summary_w)
         if self.rollback:
             lines.append("Rollback")
-            lines += [f"  {r.gate_id:<3} {SYMBOLS[r.status]:<12} {r.title:<{width}}  {r.summary}" for r in self.rollback]
+            for r in self.rollback:
+                lines += _row(r, title_w, summary_w)
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
         lines.append(f"total: {counts}")
+        if width is not None:
+            lines = [part for ln in lines for part in (_wrap(ln, width, "  ") if len(ln) > width else [ln])]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -234,3 +262,23 @@ class StatusTable:
             + "".join(body)
             + "</table></div>"
         )
+
+
+def _row(r: GateResult, title_w: int, summary_w: int | None) -> list[str]:
+    """One gate's row; with a summary width, its title and summary wrap in their columns."""
+    head = f"  {r.gate_id:<3} {SYMBOLS[r.status]:<12} "
+    title, summary = plain(r.title), plain(r.summary)
+    if summary_w is None:
+        return [f"{head}{title:<{title_w}}  {summary}".rstrip()]
+    titles = _wrap(title, title_w)
+    summaries = _wrap(summary, max(summary_w, 8))
+    out = []
+    for i in range(max(len(titles), len(summaries))):
+        t = titles[i] if i < len(titles) else ""
+        s = summaries[i] if i < len(summaries) else ""
+        out.append(f"{head if i == 0 else ' ' * len(head)}{t:<{title_w}}  {s}".rstrip())
+    return out
+
+
+def _wrap(text: str, width: int, indent: str = "") -> list[str]:
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False) or [""]
