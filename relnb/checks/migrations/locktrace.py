@@ -189,7 +189,7 @@ def _check_proves_not_null(conn: psycopg.Connection, table: str, column: str) ->
     return any(pat.match(r[0]) for r in rows)
 
 
-def _error(exc: Exception) -> dict[str, Any]:
+def db_error(exc: Exception) -> dict[str, Any]:
     return {
         "sqlstate": getattr(exc, "sqlstate", None),
         "message": scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)),
@@ -244,7 +244,7 @@ def trace_statements(
                 conn.execute(s.text)
             except Exception as exc:
                 st.duration_ms = (time.perf_counter() - t0) * 1000
-                st.error = _error(exc)
+                st.error = db_error(exc)
                 conn.execute("rollback to savepoint relnb_trace")
                 continue
             st.duration_ms = (time.perf_counter() - t0) * 1000
@@ -296,7 +296,7 @@ def apply_like_tool(
                 try:
                     conn.execute(s.text)
                 except Exception as exc:
-                    errors.append({"line": s.line, **_error(exc)})
+                    errors.append({"line": s.line, **db_error(exc)})
             result["ok"] = not errors
             if errors:
                 result["error"] = errors[0]
@@ -306,7 +306,7 @@ def apply_like_tool(
         result["ok"] = True
     except Exception as exc:
         result["ok"] = False
-        result["error"] = _error(exc)
+        result["error"] = db_error(exc)
         # Bring the shadow to the post-migration schema anyway so later migrations can be traced.
         fallback_errors = []
         for s in statements:
@@ -315,7 +315,7 @@ def apply_like_tool(
             try:
                 conn.execute(s.text)
             except Exception as inner:
-                fallback_errors.append({"line": s.line, **_error(inner)})
+                fallback_errors.append({"line": s.line, **db_error(inner)})
         result["fallback"] = "applied statement by statement in autocommit"
         if fallback_errors:
             result["fallback_errors"] = fallback_errors

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...redact import scrub
-from .locktrace import MigrationTrace, _error, apply_like_tool, trace_statements
+from .locktrace import MigrationTrace, apply_like_tool, db_error, trace_statements
 from .sqlrisk import is_transaction_control
 from .txmodel import Block, RunModel
 
@@ -79,7 +79,7 @@ def _trace_into(
 def _failed(trace: MigrationTrace, line: int, exc: Exception) -> None:
     if trace.apply.get("ok"):
         trace.apply["ok"] = False
-        trace.apply["error"] = {"line": line, **_error(exc)}
+        trace.apply["error"] = {"line": line, **db_error(exc)}
 
 
 def _apply_block(conn: psycopg.Connection, block: Block, traces: dict[str, MigrationTrace], tool: str) -> None:
@@ -109,7 +109,7 @@ def _apply_block(conn: psycopg.Connection, block: Block, traces: dict[str, Migra
         try:
             conn.execute(st.stmt.text)
         except Exception as exc:
-            traces[st.migration].apply.setdefault("fallback_errors", []).append({"line": st.stmt.line, **_error(exc)})
+            traces[st.migration].apply.setdefault("fallback_errors", []).append({"line": st.stmt.line, **db_error(exc)})
         traces[st.migration].apply["fallback"] = "applied statement by statement in autocommit"
 
 
