@@ -157,9 +157,13 @@ class Release(Effects):
 
     @property
     def state(self) -> ReleaseState:
-        if self._state is None:
-            self._state = fold(self.id, self.journal.events)
-        return self._state
+        # by the number of events, not only the append hook: a check running side by side
+        # (sidebyside.py) may append between another thread's fold and its assignment
+        events = self.journal.events
+        state = self._state
+        if state is None or state.events != len(events):
+            state = self._state = fold(self.id, events)
+        return state
 
     def result(self, gate_id: str) -> GateResult:
         return self.state.result(gate_id)
@@ -229,6 +233,15 @@ class Release(Effects):
         spec = get_gate(gate_id)
         if spec.kind is Kind.ACTION:
             raise UsageError(f"{spec.id} is an action; use release.act({spec.id!r}, confirmed=...)", gate=spec.id)
+        if fn is None and submitted is None and not rerun and self.context.headless:
+            from .sidebyside import SideBySide
+
+            if not SideBySide.inside():
+                side = self.__dict__.setdefault("_side_by_side", SideBySide(self))
+                side.start_ready(spec.section, besides=spec.id)
+                early = side.take(spec.id)
+                if early is not None:
+                    return early
         listed_manual = self.config.data["gates"]["manual"]
         provider, _ = provider_for(spec.id)
         if spec.id in {g.upper() for g in listed_manual}:

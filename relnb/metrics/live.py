@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import html
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
 from .charts import LiveCharts
@@ -132,6 +134,19 @@ class Tee:
             d(state)
 
 
+_plain = threading.local()
+
+
+@contextmanager
+def text_only() -> Iterator[None]:
+    """Windows opened in this thread show the text line only: it runs beside the cells."""
+    _plain.on = True
+    try:
+        yield
+    finally:
+        _plain.on = False
+
+
 def in_marimo() -> bool:
     mo = sys.modules.get("marimo")
     if mo is None:
@@ -164,6 +179,8 @@ def auto_display(
 ) -> Callable[[WindowState], object]:
     """The right display for where the code runs; the text line is always included."""
     text = TextProgress(stream, every_s=every_s, heartbeat_s=heartbeat_s, prefix=prefix)
+    if getattr(_plain, "on", False):
+        return text  # a check run side by side (sidebyside.py): a display would land in another cell
     if in_marimo():
         return Tee(MarimoDisplay(rules), text)
     if in_jupyter():

@@ -19,6 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("relnb.archive",),
     (
         "relnb.release",
+        "relnb.sidebyside",
         "relnb.runcontext",
         "relnb.steps",
         "relnb.promotion",
