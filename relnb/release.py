@@ -233,7 +233,7 @@ class Release(Effects):
         spec = get_gate(gate_id)
         if spec.kind is Kind.ACTION:
             raise UsageError(f"{spec.id} is an action; use release.act({spec.id!r}, confirmed=...)", gate=spec.id)
-        if fn is None and submitted is None and not rerun and self.context.headless:
+        if fn is None and not rerun and self.context.headless:
             from .sidebyside import SideBySide
 
             if not SideBySide.inside():

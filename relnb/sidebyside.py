@@ -35,7 +35,9 @@ _inside = threading.local()
 
 
 def _one_liner(gate_id: str) -> re.Pattern[str]:
-    return re.compile(rf"""\.check\(\s*["']{gate_id}["']\s*\)""")
+    """`release.check("B6")`, or with the sign-off form the template gives every check cell
+    (`submitted=b6_form.value`, read only when a person settles the gate): nothing of its own."""
+    return re.compile(rf"""\.check\(\s*["']{gate_id}["']\s*(?:,\s*submitted\s*=\s*[A-Za-z_][\w.]*\s*)?\)""")
 
 
 class SideBySide:

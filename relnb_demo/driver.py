@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -323,7 +324,15 @@ def _tool(name: str) -> str:
     return name if on_path and Path(on_path).resolve() == here.resolve() else str(here)
 
 
-def epilogue(project: Path, notebook: Path, version: str, *, sealed: bool, keep: bool) -> str:
+def epilogue(
+    project: Path,
+    notebook: Path,
+    version: str,
+    *,
+    sealed: bool,
+    keep: bool,
+    signers: dict[str, dict[str, Any]] | None = None,
+) -> str:
     """What a newcomer reads last: where the record is and what to type next."""
     releases = project / "releases" / version
     review = project / "notebooks" / "review.py"
@@ -347,8 +356,17 @@ def epilogue(project: Path, notebook: Path, version: str, *, sealed: bool, keep:
         lines += [
             f"continue with a release of your own (the stack's variables are in {project / ENV_FILE}):",
             f"  {_tool('relnb')} new {nxt}",
-            f"  {_tool('relnb')} run notebooks/release-{nxt}.py",
         ]
+        # the project requires signed sign-offs: each person signs theirs with their demo key
+        for gate, (who, _words) in SIGN_OFFS.items():
+            signer = (signers or {}).get(who)
+            if signer:
+                lines.append(
+                    f"  {_tool('relnb')} sign {nxt} {gate} --key {signer['key']} --principal {signer['principal']}"
+                    f" --note {shlex.quote(f'reviewed for {nxt}')}"
+                )
+        approvals = f" --sign-offs releases/{nxt}/approvals.json" if signers else ""
+        lines.append(f"  {_tool('relnb')} run notebooks/release-{nxt}.py{approvals}")
     else:
         lines.append("(the demo's services are stopped; the project and its releases stay)")
     return "\n".join(lines)
@@ -483,7 +501,8 @@ def run_demo(
         code, state = run_notebook(opts, config, emit=emit)
         emit(repr(state.table()))
         emit(f"verdict: {state.verdict()} (exit {code}) in {time.monotonic() - t0:.0f} s")
-        emit(epilogue(project, nb, version, sealed=state.sealed is not None, keep=keep))
+        signers = {who: _signer(d, who) for who in ("lead", "reviewer")} if d.get("signing") else None
+        emit(epilogue(project, nb, version, sealed=state.sealed is not None, keep=keep, signers=signers))
         if keep:
             emit(f"--keep: the stack stays up; stop it with: kill {os.getpid()} (or Ctrl-C)")
             try:
