@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .gates import GATES, SECTIONS, Kind, gates_in
+from .gates import GATES, SECTIONS, GateSpec, Kind, gates_in
 
 PLACEHOLDER = "__RELEASE_ID__"
 MARIMO_VERSION = "0.25.2"
@@ -29,6 +29,9 @@ class Cell:
     defines: tuple[str, ...] = ()
     markdown: str | None = None
     refs: tuple[str, ...] = field(default_factory=tuple)
+    # The Jupyter variant's code: None means the same code, "" means no such cell in Jupyter.
+    # Jupyter cells use plain `relnb` only (no marimo), through relnb.ui's prompt helpers.
+    jupyter: str | None = None
 
 
 def _md(text: str) -> Cell:
@@ -52,9 +55,46 @@ def _section_intro(letter: str) -> str:
     return "\n".join(lines)
 
 
+def _jupyter_check(gate_id: str) -> str:
+    """A gate cell in Jupyter: runs the gate, then asks for a sign-off when (and only when) the
+    gate waits for one, including checks the project lists as hand-checked ([gates] manual)."""
+    var = gate_id.lower()
+    return f'{var} = relnb.ui.prompt(release, release.check("{gate_id}"))\n{var}'
+
+
+def _gate_cells(g: GateSpec, after: tuple[str, ...]) -> list[Cell]:
+    """A gate's control cell (defines the widget, shows nothing) and its gate cell (runs the
+    gate and shows its state through relnb.ui's views: the control only when it can be used).
+    Jupyter has the gate cell only, asking through relnb.ui.prompt."""
+    var = g.id.lower()
+    if g.kind is Kind.ACTION:
+        go = f"{var}_go"
+        ctrl = f'{go} = relnb.ui.run_button("{g.id}")'
+        defines: tuple[str, ...] = (go,)
+        skip_arg = skip_view = ""
+        if g.optional:
+            ctrl += f'\n{var}_skip = relnb.ui.skip_input("{g.id}")'
+            defines = (go, f"{var}_skip")
+            skip_arg, skip_view = f", skip={var}_skip", f", {var}_skip"
+        code = f'{var} = release.act("{g.id}", confirmed={go}{skip_arg})\nrelnb.ui.action_view(release, {var}, {go}{skip_view})'
+        jcode = f'{var} = relnb.ui.prompt(release, release.act("{g.id}"))\n{var}'
+        return [
+            Cell(ctrl, defines, refs=("relnb",), jupyter=""),
+            Cell(code, (var,), refs=("relnb", "release", *defines, *after), jupyter=jcode),
+        ]
+    # sign-off gates, and checks a project may list as hand-checked ([gates] manual): the form
+    # shows only while the gate waits for a sign-off
+    form = f"{var}_form"
+    code = f'{var} = release.check("{g.id}", submitted={form}.value)\nrelnb.ui.sign_off_view(release, {var}, {form})'
+    return [
+        Cell(f'{form} = relnb.ui.sign_off_input(release, "{g.id}")', (form,), refs=("relnb", "release"), jupyter=""),
+        Cell(code, (var,), refs=("relnb", "release", form, *after), jupyter=_jupyter_check(g.id)),
+    ]
+
+
 def cells() -> list[Cell]:
     out = [
-        Cell("import marimo as mo\nimport relnb", ("mo", "relnb")),
+        Cell("import marimo as mo\nimport relnb", ("mo", "relnb"), jupyter="import relnb"),
         _md(
             "# Release __RELEASE_ID__\n\n"
             "Each cell below is one item of the release checklist (docs/release-checklist.md). "
@@ -62,7 +102,11 @@ def cells() -> list[Cell]:
             "for their button and run once. The journal in `releases/__RELEASE_ID__/` is the "
             "record: re-running a cell or reloading the page repeats nothing."
         ),
-        Cell(f'release = relnb.Release.open("{PLACEHOLDER}")\nrelease', ("release",), refs=("relnb",)),
+        Cell(f'release = relnb.Release.open("{PLACEHOLDER}")', ("release",), refs=("relnb",), jupyter=f'release = relnb.Release.open("{PLACEHOLDER}")\nrelease'),
+        # the header follows the journal: re-read on a timer in marimo (it cannot depend on the
+        # gate cells below it without running after them)
+        Cell("header_tick = relnb.ui.ticker()", ("header_tick",), refs=("relnb",), jupyter=""),
+        Cell("relnb.ui.summary(release, header_tick)", refs=("header_tick", "relnb", "release"), jupyter="relnb.ui.summary(release)"),
     ]
     prev_summary: str | None = None
     after: tuple[str, ...] = ()
@@ -70,31 +114,8 @@ def cells() -> list[Cell]:
         out.append(_md(_section_intro(letter)))
         results: list[str] = []
         for g in gates_in(letter):
-            var = g.id.lower()
-            if g.kind is Kind.SIGN_OFF:
-                form = f"{var}_form"
-                out.append(Cell(f'{form} = relnb.ui.sign_off_form(release, "{g.id}")\n{form}', (form,), refs=("relnb", "release")))
-                code = f'{var} = release.check("{g.id}", submitted={form}.value)\n{var}'
-                out.append(Cell(code, (var,), refs=("release", form, *after)))
-            elif g.kind is Kind.ACTION:
-                go = f"{var}_go"
-                ctrl = f'{go} = relnb.ui.confirm("{g.id}")'
-                refs_extra: tuple[str, ...] = ()
-                skip_arg = ""
-                if g.optional:
-                    ctrl += f'\n{var}_skip = relnb.ui.skip_form("{g.id}")\nmo.vstack([{go}, {var}_skip]) if {var}_skip is not None else {go}'
-                    refs_extra = (f"{var}_skip",)
-                    skip_arg = f", skip={var}_skip"
-                else:
-                    ctrl += f"\n{go}"
-                defines = (go, *refs_extra)
-                out.append(Cell(ctrl, defines, refs=("mo", "relnb") if g.optional else ("relnb",)))
-                code = f'{var} = release.act("{g.id}", confirmed={go}{skip_arg})\n{var}'
-                out.append(Cell(code, (var,), refs=("release", go, *refs_extra, *after)))
-            else:
-                code = f'{var} = release.check("{g.id}")\n{var}'
-                out.append(Cell(code, (var,), refs=("release", *after)))
-            results.append(var)
+            out.extend(_gate_cells(g, after))
+            results.append(g.id.lower())
         summary = f"section_{letter.lower()}"
         out.append(
             Cell(
@@ -107,14 +128,27 @@ def cells() -> list[Cell]:
         after = (summary,)
         if letter == "D":  # the prepared plan (E, above) is run here, after production, before F
             out.append(_md("### Roll back\n\nOnly if production is hurt after the deploy (D5–D7): runs the plan prepared in section E — the previous version back, the schema undone in the order the plan says. Each step runs once and is journaled."))
-            out.append(Cell('rollback_go = relnb.ui.confirm("E3", "Roll back production now")\nrollback_go', ("rollback_go",), refs=("relnb",)))
-            out.append(Cell("rollback = release.rollback(confirmed=rollback_go)\nrollback", ("rollback",), refs=("release", "rollback_go", summary)))
+            out.append(Cell('rollback_go = relnb.ui.run_button("E3", "Roll back production now")', ("rollback_go",), refs=("relnb",), jupyter=""))
+            out.append(
+                Cell(
+                    "rollback = release.rollback(confirmed=rollback_go)\nrelnb.ui.rollback_view(release, rollback, rollback_go)",
+                    ("rollback",),
+                    refs=("relnb", "release", "rollback_go", summary),
+                    jupyter="rollback = relnb.ui.rollback(release)\nrollback",
+                )
+            )
             after = (summary, "rollback")  # F records what shipped: only after the rollback had its say
     out.append(_md("## Release status\n\nThe whole checklist, folded from the journal."))
     out.append(Cell("release.status()", refs=("release", prev_summary or "release")))
     out.append(_md("## Archive\n\nSeal the release: notebook, HTML, ipynb, journal, samples, incidents, changelog and a manifest go into `releases/<id>/`; afterwards the journal refuses appends."))
-    out.append(Cell('archive_go = relnb.ui.confirm("F3", "Seal the release (archive)")\narchive_go', ("archive_go",), refs=("relnb",)))
-    out.append(Cell("relnb.archive.archive(release, confirmed=archive_go)", refs=("relnb", "release", "archive_go", prev_summary or "release")))
+    out.append(Cell('archive_go = relnb.ui.run_button("F3", "Seal the release (archive)")', ("archive_go",), refs=("relnb",), jupyter=""))
+    out.append(
+        Cell(
+            "relnb.ui.seal_view(release, relnb.archive.archive(release, confirmed=archive_go), archive_go)",
+            refs=("relnb", "release", "archive_go", prev_summary or "release"),
+            jupyter="relnb.ui.seal(release)",
+        )
+    )
     return out
 
 
@@ -140,11 +174,13 @@ def render_marimo() -> str:
 def render_ipynb() -> str:
     nb_cells = []
     for c in cells():
+        cid = f"cell-{len(nb_cells):03d}"  # nbformat 4.5 wants ids (a missing one is a warning now, an error later)
         if c.markdown is not None:
-            nb_cells.append({"cell_type": "markdown", "metadata": {}, "source": c.markdown})
-        else:
+            nb_cells.append({"cell_type": "markdown", "id": cid, "metadata": {}, "source": c.markdown})
+        elif c.jupyter != "":
+            code = c.code if c.jupyter is None else c.jupyter
             nb_cells.append(
-                {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": c.code}
+                {"cell_type": "code", "execution_count": None, "id": cid, "metadata": {}, "outputs": [], "source": code}
             )
     nb = {
         "cells": nb_cells,

@@ -24,8 +24,19 @@ def _(mo):
 @app.cell
 def _(relnb):
     release = relnb.Release.open("__RELEASE_ID__")
-    release
     return (release,)
+
+
+@app.cell
+def _(relnb):
+    header_tick = relnb.ui.ticker()
+    return (header_tick,)
+
+
+@app.cell
+def _(header_tick, release, relnb):
+    relnb.ui.summary(release, header_tick)
+    return
 
 
 @app.cell
@@ -44,65 +55,80 @@ def _(mo):
 
 
 @app.cell
-def _(release):
-    a1 = release.check("A1")
-    a1
+def _(release, relnb):
+    a1_form = relnb.ui.sign_off_input(release, "A1")
+    return (a1_form,)
+
+
+@app.cell
+def _(a1_form, release, relnb):
+    a1 = release.check("A1", submitted=a1_form.value)
+    relnb.ui.sign_off_view(release, a1, a1_form)
     return (a1,)
 
 
 @app.cell
-def _(release):
-    a2 = release.check("A2")
-    a2
+def _(release, relnb):
+    a2_form = relnb.ui.sign_off_input(release, "A2")
+    return (a2_form,)
+
+
+@app.cell
+def _(a2_form, release, relnb):
+    a2 = release.check("A2", submitted=a2_form.value)
+    relnb.ui.sign_off_view(release, a2, a2_form)
     return (a2,)
 
 
 @app.cell
 def _(release, relnb):
-    a3_form = relnb.ui.sign_off_form(release, "A3")
-    a3_form
+    a3_form = relnb.ui.sign_off_input(release, "A3")
     return (a3_form,)
 
 
 @app.cell
-def _(a3_form, release):
+def _(a3_form, release, relnb):
     a3 = release.check("A3", submitted=a3_form.value)
-    a3
+    relnb.ui.sign_off_view(release, a3, a3_form)
     return (a3,)
 
 
 @app.cell
 def _(release, relnb):
-    a4_form = relnb.ui.sign_off_form(release, "A4")
-    a4_form
+    a4_form = relnb.ui.sign_off_input(release, "A4")
     return (a4_form,)
 
 
 @app.cell
-def _(a4_form, release):
+def _(a4_form, release, relnb):
     a4 = release.check("A4", submitted=a4_form.value)
-    a4
+    relnb.ui.sign_off_view(release, a4, a4_form)
     return (a4,)
 
 
 @app.cell
 def _(release, relnb):
-    a5_form = relnb.ui.sign_off_form(release, "A5")
-    a5_form
+    a5_form = relnb.ui.sign_off_input(release, "A5")
     return (a5_form,)
 
 
 @app.cell
-def _(a5_form, release):
+def _(a5_form, release, relnb):
     a5 = release.check("A5", submitted=a5_form.value)
-    a5
+    relnb.ui.sign_off_view(release, a5, a5_form)
     return (a5,)
 
 
 @app.cell
-def _(release):
-    a6 = release.check("A6")
-    a6
+def _(release, relnb):
+    a6_form = relnb.ui.sign_off_input(release, "A6")
+    return (a6_form,)
+
+
+@app.cell
+def _(a6_form, release, relnb):
+    a6 = release.check("A6", submitted=a6_form.value)
+    relnb.ui.sign_off_view(release, a6, a6_form)
     return (a6,)
 
 
@@ -119,9 +145,9 @@ def _(mo):
     ## B) Staging deployment checklist
 
     - **B1** Deploy to staging automatically from main — check
-    - **B2** Run migrate deploy on staging DB — action
-    - **B3** (Optional) build/publish images *(optional)* — action
-    - **B4** VPS deploy artifacts — check
+    - **B2** Run migrations on the staging database — action
+    - **B3** (Optional) build/publish release artifacts *(optional)* — action
+    - **B4** Deploy artifacts and environment templates — check
     - **B5** Smoke test flows — check
     - **B6** Verify worker queues are processing (no stuck jobs) — check
     - **B7** Verify DLQ count is stable/zero — check
@@ -132,80 +158,120 @@ def _(mo):
 
 
 @app.cell
-def _(release, section_a):
-    b1 = release.check("B1")
-    b1
+def _(release, relnb):
+    b1_form = relnb.ui.sign_off_input(release, "B1")
+    return (b1_form,)
+
+
+@app.cell
+def _(b1_form, release, relnb, section_a):
+    b1 = release.check("B1", submitted=b1_form.value)
+    relnb.ui.sign_off_view(release, b1, b1_form)
     return (b1,)
 
 
 @app.cell
 def _(relnb):
-    b2_go = relnb.ui.confirm("B2")
-    b2_go
+    b2_go = relnb.ui.run_button("B2")
     return (b2_go,)
 
 
 @app.cell
-def _(b2_go, release, section_a):
+def _(b2_go, release, relnb, section_a):
     b2 = release.act("B2", confirmed=b2_go)
-    b2
+    relnb.ui.action_view(release, b2, b2_go)
     return (b2,)
 
 
 @app.cell
-def _(mo, relnb):
-    b3_go = relnb.ui.confirm("B3")
-    b3_skip = relnb.ui.skip_form("B3")
-    mo.vstack([b3_go, b3_skip]) if b3_skip is not None else b3_go
+def _(relnb):
+    b3_go = relnb.ui.run_button("B3")
+    b3_skip = relnb.ui.skip_input("B3")
     return (b3_go, b3_skip)
 
 
 @app.cell
-def _(b3_go, b3_skip, release, section_a):
+def _(b3_go, b3_skip, release, relnb, section_a):
     b3 = release.act("B3", confirmed=b3_go, skip=b3_skip)
-    b3
+    relnb.ui.action_view(release, b3, b3_go, b3_skip)
     return (b3,)
 
 
 @app.cell
-def _(release, section_a):
-    b4 = release.check("B4")
-    b4
+def _(release, relnb):
+    b4_form = relnb.ui.sign_off_input(release, "B4")
+    return (b4_form,)
+
+
+@app.cell
+def _(b4_form, release, relnb, section_a):
+    b4 = release.check("B4", submitted=b4_form.value)
+    relnb.ui.sign_off_view(release, b4, b4_form)
     return (b4,)
 
 
 @app.cell
-def _(release, section_a):
-    b5 = release.check("B5")
-    b5
+def _(release, relnb):
+    b5_form = relnb.ui.sign_off_input(release, "B5")
+    return (b5_form,)
+
+
+@app.cell
+def _(b5_form, release, relnb, section_a):
+    b5 = release.check("B5", submitted=b5_form.value)
+    relnb.ui.sign_off_view(release, b5, b5_form)
     return (b5,)
 
 
 @app.cell
-def _(release, section_a):
-    b6 = release.check("B6")
-    b6
+def _(release, relnb):
+    b6_form = relnb.ui.sign_off_input(release, "B6")
+    return (b6_form,)
+
+
+@app.cell
+def _(b6_form, release, relnb, section_a):
+    b6 = release.check("B6", submitted=b6_form.value)
+    relnb.ui.sign_off_view(release, b6, b6_form)
     return (b6,)
 
 
 @app.cell
-def _(release, section_a):
-    b7 = release.check("B7")
-    b7
+def _(release, relnb):
+    b7_form = relnb.ui.sign_off_input(release, "B7")
+    return (b7_form,)
+
+
+@app.cell
+def _(b7_form, release, relnb, section_a):
+    b7 = release.check("B7", submitted=b7_form.value)
+    relnb.ui.sign_off_view(release, b7, b7_form)
     return (b7,)
 
 
 @app.cell
-def _(release, section_a):
-    b8 = release.check("B8")
-    b8
+def _(release, relnb):
+    b8_form = relnb.ui.sign_off_input(release, "B8")
+    return (b8_form,)
+
+
+@app.cell
+def _(b8_form, release, relnb, section_a):
+    b8 = release.check("B8", submitted=b8_form.value)
+    relnb.ui.sign_off_view(release, b8, b8_form)
     return (b8,)
 
 
 @app.cell
-def _(release, section_a):
-    b9 = release.check("B9")
-    b9
+def _(release, relnb):
+    b9_form = relnb.ui.sign_off_input(release, "B9")
+    return (b9_form,)
+
+
+@app.cell
+def _(b9_form, release, relnb, section_a):
+    b9 = release.check("B9", submitted=b9_form.value)
+    relnb.ui.sign_off_view(release, b9, b9_form)
     return (b9,)
 
 
@@ -224,44 +290,74 @@ def _(mo):
     - **C1** Confirm staging has run for N hours without error spikes — check
     - **C2** Confirm DB backup is available (automatic snapshot) — check
     - **C3** Confirm migration is safe — check
-    - **C4** Confirm secrets exist in prod (Keycloak URLs, S3 keys, Redis, DB) — check
+    - **C4** Confirm secrets exist in production — check
     - **C5** Confirm dashboards/alerts working (logs, metrics, error tracking) — check
     """)
     return
 
 
 @app.cell
-def _(release, section_b):
-    c1 = release.check("C1")
-    c1
+def _(release, relnb):
+    c1_form = relnb.ui.sign_off_input(release, "C1")
+    return (c1_form,)
+
+
+@app.cell
+def _(c1_form, release, relnb, section_b):
+    c1 = release.check("C1", submitted=c1_form.value)
+    relnb.ui.sign_off_view(release, c1, c1_form)
     return (c1,)
 
 
 @app.cell
-def _(release, section_b):
-    c2 = release.check("C2")
-    c2
+def _(release, relnb):
+    c2_form = relnb.ui.sign_off_input(release, "C2")
+    return (c2_form,)
+
+
+@app.cell
+def _(c2_form, release, relnb, section_b):
+    c2 = release.check("C2", submitted=c2_form.value)
+    relnb.ui.sign_off_view(release, c2, c2_form)
     return (c2,)
 
 
 @app.cell
-def _(release, section_b):
-    c3 = release.check("C3")
-    c3
+def _(release, relnb):
+    c3_form = relnb.ui.sign_off_input(release, "C3")
+    return (c3_form,)
+
+
+@app.cell
+def _(c3_form, release, relnb, section_b):
+    c3 = release.check("C3", submitted=c3_form.value)
+    relnb.ui.sign_off_view(release, c3, c3_form)
     return (c3,)
 
 
 @app.cell
-def _(release, section_b):
-    c4 = release.check("C4")
-    c4
+def _(release, relnb):
+    c4_form = relnb.ui.sign_off_input(release, "C4")
+    return (c4_form,)
+
+
+@app.cell
+def _(c4_form, release, relnb, section_b):
+    c4 = release.check("C4", submitted=c4_form.value)
+    relnb.ui.sign_off_view(release, c4, c4_form)
     return (c4,)
 
 
 @app.cell
-def _(release, section_b):
-    c5 = release.check("C5")
-    c5
+def _(release, relnb):
+    c5_form = relnb.ui.sign_off_input(release, "C5")
+    return (c5_form,)
+
+
+@app.cell
+def _(c5_form, release, relnb, section_b):
+    c5 = release.check("C5", submitted=c5_form.value)
+    relnb.ui.sign_off_view(release, c5, c5_form)
     return (c5,)
 
 
@@ -277,7 +373,7 @@ def _(mo):
     mo.md(r"""
     ## E) Rollback plan (must be prepared)
 
-    - **E1** Previous Docker image tag available — check
+    - **E1** Previous version's artifact available — check
     - **E2** If migration is non-reversible, rollback = redeploy old app + hotfix forward — check
     - **E3** If reversible: run down migration (rare) OR restore snapshot — check
 
@@ -287,23 +383,41 @@ def _(mo):
 
 
 @app.cell
-def _(release, section_c):
-    e1 = release.check("E1")
-    e1
+def _(release, relnb):
+    e1_form = relnb.ui.sign_off_input(release, "E1")
+    return (e1_form,)
+
+
+@app.cell
+def _(e1_form, release, relnb, section_c):
+    e1 = release.check("E1", submitted=e1_form.value)
+    relnb.ui.sign_off_view(release, e1, e1_form)
     return (e1,)
 
 
 @app.cell
-def _(release, section_c):
-    e2 = release.check("E2")
-    e2
+def _(release, relnb):
+    e2_form = relnb.ui.sign_off_input(release, "E2")
+    return (e2_form,)
+
+
+@app.cell
+def _(e2_form, release, relnb, section_c):
+    e2 = release.check("E2", submitted=e2_form.value)
+    relnb.ui.sign_off_view(release, e2, e2_form)
     return (e2,)
 
 
 @app.cell
-def _(release, section_c):
-    e3 = release.check("E3")
-    e3
+def _(release, relnb):
+    e3_form = relnb.ui.sign_off_input(release, "E3")
+    return (e3_form,)
+
+
+@app.cell
+def _(e3_form, release, relnb, section_c):
+    e3 = release.check("E3", submitted=e3_form.value)
+    relnb.ui.sign_off_view(release, e3, e3_form)
     return (e3,)
 
 
@@ -321,8 +435,8 @@ def _(mo):
 
     - **D1** Put system in “safe mode” if needed *(optional)* — action
     - **D2** Take/confirm fresh DB snapshot — action
-    - **D3** Run migrations (prisma migrate deploy) — action
-    - **D4** Deploy new API + worker images — action
+    - **D3** Run migrations — action
+    - **D4** Deploy the new version — action
     - **D5** Run production smoke tests — check
     - **D6** (Optional) scripted smoke check if you can supply bearer tokens *(optional)* — action
     - **D7** Monitor for 30–60 minutes — check
@@ -333,88 +447,95 @@ def _(mo):
 
 
 @app.cell
-def _(mo, relnb):
-    d1_go = relnb.ui.confirm("D1")
-    d1_skip = relnb.ui.skip_form("D1")
-    mo.vstack([d1_go, d1_skip]) if d1_skip is not None else d1_go
+def _(relnb):
+    d1_go = relnb.ui.run_button("D1")
+    d1_skip = relnb.ui.skip_input("D1")
     return (d1_go, d1_skip)
 
 
 @app.cell
-def _(d1_go, d1_skip, release, section_e):
+def _(d1_go, d1_skip, release, relnb, section_e):
     d1 = release.act("D1", confirmed=d1_go, skip=d1_skip)
-    d1
+    relnb.ui.action_view(release, d1, d1_go, d1_skip)
     return (d1,)
 
 
 @app.cell
 def _(relnb):
-    d2_go = relnb.ui.confirm("D2")
-    d2_go
+    d2_go = relnb.ui.run_button("D2")
     return (d2_go,)
 
 
 @app.cell
-def _(d2_go, release, section_e):
+def _(d2_go, release, relnb, section_e):
     d2 = release.act("D2", confirmed=d2_go)
-    d2
+    relnb.ui.action_view(release, d2, d2_go)
     return (d2,)
 
 
 @app.cell
 def _(relnb):
-    d3_go = relnb.ui.confirm("D3")
-    d3_go
+    d3_go = relnb.ui.run_button("D3")
     return (d3_go,)
 
 
 @app.cell
-def _(d3_go, release, section_e):
+def _(d3_go, release, relnb, section_e):
     d3 = release.act("D3", confirmed=d3_go)
-    d3
+    relnb.ui.action_view(release, d3, d3_go)
     return (d3,)
 
 
 @app.cell
 def _(relnb):
-    d4_go = relnb.ui.confirm("D4")
-    d4_go
+    d4_go = relnb.ui.run_button("D4")
     return (d4_go,)
 
 
 @app.cell
-def _(d4_go, release, section_e):
+def _(d4_go, release, relnb, section_e):
     d4 = release.act("D4", confirmed=d4_go)
-    d4
+    relnb.ui.action_view(release, d4, d4_go)
     return (d4,)
 
 
 @app.cell
-def _(release, section_e):
-    d5 = release.check("D5")
-    d5
+def _(release, relnb):
+    d5_form = relnb.ui.sign_off_input(release, "D5")
+    return (d5_form,)
+
+
+@app.cell
+def _(d5_form, release, relnb, section_e):
+    d5 = release.check("D5", submitted=d5_form.value)
+    relnb.ui.sign_off_view(release, d5, d5_form)
     return (d5,)
 
 
 @app.cell
-def _(mo, relnb):
-    d6_go = relnb.ui.confirm("D6")
-    d6_skip = relnb.ui.skip_form("D6")
-    mo.vstack([d6_go, d6_skip]) if d6_skip is not None else d6_go
+def _(relnb):
+    d6_go = relnb.ui.run_button("D6")
+    d6_skip = relnb.ui.skip_input("D6")
     return (d6_go, d6_skip)
 
 
 @app.cell
-def _(d6_go, d6_skip, release, section_e):
+def _(d6_go, d6_skip, release, relnb, section_e):
     d6 = release.act("D6", confirmed=d6_go, skip=d6_skip)
-    d6
+    relnb.ui.action_view(release, d6, d6_go, d6_skip)
     return (d6,)
 
 
 @app.cell
-def _(release, section_e):
-    d7 = release.check("D7")
-    d7
+def _(release, relnb):
+    d7_form = relnb.ui.sign_off_input(release, "D7")
+    return (d7_form,)
+
+
+@app.cell
+def _(d7_form, release, relnb, section_e):
+    d7 = release.check("D7", submitted=d7_form.value)
+    relnb.ui.sign_off_view(release, d7, d7_form)
     return (d7,)
 
 
@@ -437,15 +558,14 @@ def _(mo):
 
 @app.cell
 def _(relnb):
-    rollback_go = relnb.ui.confirm("E3", "Roll back production now")
-    rollback_go
+    rollback_go = relnb.ui.run_button("E3", "Roll back production now")
     return (rollback_go,)
 
 
 @app.cell
-def _(release, rollback_go, section_d):
+def _(release, relnb, rollback_go, section_d):
     rollback = release.rollback(confirmed=rollback_go)
-    rollback
+    relnb.ui.rollback_view(release, rollback, rollback_go)
     return (rollback,)
 
 
@@ -463,36 +583,40 @@ def _(mo):
 
 @app.cell
 def _(relnb):
-    f1_go = relnb.ui.confirm("F1")
-    f1_go
+    f1_go = relnb.ui.run_button("F1")
     return (f1_go,)
 
 
 @app.cell
-def _(f1_go, release, rollback, section_d):
+def _(f1_go, release, relnb, rollback, section_d):
     f1 = release.act("F1", confirmed=f1_go)
-    f1
+    relnb.ui.action_view(release, f1, f1_go)
     return (f1,)
 
 
 @app.cell
-def _(release, rollback, section_d):
-    f2 = release.check("F2")
-    f2
+def _(release, relnb):
+    f2_form = relnb.ui.sign_off_input(release, "F2")
+    return (f2_form,)
+
+
+@app.cell
+def _(f2_form, release, relnb, rollback, section_d):
+    f2 = release.check("F2", submitted=f2_form.value)
+    relnb.ui.sign_off_view(release, f2, f2_form)
     return (f2,)
 
 
 @app.cell
 def _(relnb):
-    f3_go = relnb.ui.confirm("F3")
-    f3_go
+    f3_go = relnb.ui.run_button("F3")
     return (f3_go,)
 
 
 @app.cell
-def _(f3_go, release, rollback, section_d):
+def _(f3_go, release, relnb, rollback, section_d):
     f3 = release.act("F3", confirmed=f3_go)
-    f3
+    relnb.ui.action_view(release, f3, f3_go)
     return (f3,)
 
 
@@ -531,14 +655,13 @@ def _(mo):
 
 @app.cell
 def _(relnb):
-    archive_go = relnb.ui.confirm("F3", "Seal the release (archive)")
-    archive_go
+    archive_go = relnb.ui.run_button("F3", "Seal the release (archive)")
     return (archive_go,)
 
 
 @app.cell
 def _(archive_go, release, relnb, section_f):
-    relnb.archive.archive(release, confirmed=archive_go)
+    relnb.ui.seal_view(release, relnb.archive.archive(release, confirmed=archive_go), archive_go)
     return
 
 

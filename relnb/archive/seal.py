@@ -290,7 +290,7 @@ def _archive(
             "changelog": {"origin": cl_origin},
             "verdict": state.verdict(),
             "files": {
-                n: {"sha256": F.sha256_file(p), "bytes": p.stat().st_size}
+                n: F.manifest_entry(p)
                 for n in [*names, *carried]
                 for p in [(stage / n) if n in names else (directory / n)]
             },
