@@ -106,7 +106,17 @@ ENV_TABLE = Table(
         "redis_url_env": _s("env var with the Redis URL of the queues"),
         "queue": Table(
             {
-                "kind": _s("queue library: bullmq, rq, celery, redis-streams, or a `relnb.queue_inspectors` plug-in", "bullmq"),
+                "kind": _s(
+                    "queue library: bullmq, rq, celery, redis-streams (Redis); celery-amqp (Celery on RabbitMQ); "
+                    "procrastinate (PostgreSQL); or a `relnb.queue_inspectors` plug-in",
+                    "bullmq",
+                ),
+                "url_env": _s("env var with the queue broker's URL (amqp://, postgresql://, redis://); default: redis_url_env"),
+                "dlq": _s(
+                    "dead-letter queue of each queue ({queue} = its name): a RabbitMQ queue for celery-amqp, "
+                    "a Redis key for celery and redis-streams; bullmq, rq and procrastinate keep their own",
+                    "",
+                ),
                 "names": _l("queue names", ["extraction"]),
                 "prefix": _s("key prefix (default: the library's own: bull for BullMQ, rq for RQ)", ""),
                 "max_job_age": _s("oldest acceptable waiting/active job", "5m"),

@@ -38,19 +38,27 @@ def _source(ctx: GateContext, env_name: str, *, with_queue: bool) -> Any:
         src: Any = METRIC_SOURCES.get(m["kind"])(m)
     except NotConfigured as exc:
         return f"environments.{env_name}.metrics.{exc.key}"
-    redis_var = env["redis_url_env"]
-    if not with_queue or not redis_var:
+    from .checks.queues.gates import queue_options, queue_url_field
+
+    field = queue_url_field(env)
+    if not with_queue or field is None:
         return src
     from .checks.queues import dlq_depth
 
-    url = ctx.secret(redis_var, f"environments.{env_name}.redis_url_env").reveal()
     q = env["queue"]
-    return CombinedSource([src, QueueDepthSource(lambda: dlq_depth(url, q["kind"], q["names"], q["prefix"] or None))])
+    var = q["url_env"] if field == "queue.url_env" else env["redis_url_env"]
+    url = ctx.secret(var, f"environments.{env_name}.{field}").reveal()
+    opts = queue_options(q)
+    return CombinedSource(
+        [src, QueueDepthSource(lambda: dlq_depth(url, q["kind"], q["names"], q["prefix"] or None, **opts))]
+    )
 
 
 def queue_configured(env: Mapping[str, Any]) -> bool:
-    """Whether the environment has a queue whose DLQ a window can watch (today: one in Redis)."""
-    return bool(env["redis_url_env"])
+    """Whether the environment has a queue whose DLQ a window can watch (any broker)."""
+    from .checks.queues.gates import queue_url_field
+
+    return queue_url_field(env) is not None
 
 
 def _rules(ctx: GateContext, interval_s: float, *, dlq: bool, min_samples: int | None = None) -> list[Any]:

@@ -1,9 +1,11 @@
 """B6 (queues processing, no stuck jobs), B7 (DLQ stable or zero), D5's job follow-up, and the
 monitoring window's DLQ metric.
 
-Queues are inspected straight from Redis (BullMQ, RQ, Celery/kombu, Redis Streams groups; see
-`bullmq`, `rq`, `celery` and `streams` for each layout), so the release machine needs redis-py
-only. Verdicts:
+Queues are inspected straight from their broker, never through the application's queue library:
+Redis for BullMQ, RQ, Celery/kombu and Redis Streams groups (`bullmq`, `rq`, `celery`, `streams`),
+AMQP for Celery on RabbitMQ (`amqp`, via py-amqp) and PostgreSQL for procrastinate
+(`procrastinate`, via psycopg). Each kind opens its own connection from one URL (`connection`).
+Verdicts:
 
 B6, per queue, over `interval_s` with `samples` snapshots (Redis server clock):
 - failed: a job the library itself would call stalled/abandoned (BullMQ active without lock or
@@ -20,8 +22,8 @@ B6, per queue, over `interval_s` with `samples` snapshots (Redis server clock):
 - passed: at least one job completed and nothing is stuck or too old.
 B7, per queue: failed when the DLQ grew between samples or a dead job appeared during the
 interval; a stable non-zero DLQ passes only with `allow_nonzero_stable`; zero passes.
-Redis unreachable (refused, timeout, auth) is inconclusive and names host:port/db, never the
-password. `interval_s` is the whole span; snapshots are spread evenly across it.
+A broker that does not answer (refused, timeout, auth) is inconclusive and names host:port/db,
+never the password. `interval_s` is the whole span; snapshots are spread evenly across it.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from .model import (
     QueueUnreachable,
 )
 from .processing import check_queues_processing, judge_queue, wait_for_job
-from .registry import inspector_kinds, make_inspector, register_inspector
+from .registry import inspector_kinds, make_inspector, open_queue_inspector, register_inspector
 
 __all__ = [
     "DeadLetters",
@@ -53,6 +55,7 @@ __all__ = [
     "inspector_kinds",
     "judge_queue",
     "make_inspector",
+    "open_queue_inspector",
     "register_inspector",
     "wait_for_job",
 ]

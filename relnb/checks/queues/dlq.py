@@ -9,15 +9,8 @@ from typing import Any
 
 from ...errors import UsageError
 from ...results import Outcome, Status
-from .model import (
-    DeadLetters,
-    QueueUnreachable,
-    clean_error,
-    connect,
-    describe_redis_url,
-    redis_errors,
-)
-from .registry import combine, fmt_s, make_inspector, queue_names, redis_problem
+from .model import DeadLetters, QueueUnreachable
+from .registry import combine, fmt_s, open_queue_inspector, queue_names
 
 
 def check_dlq(
@@ -42,11 +35,14 @@ def check_dlq(
     names = queue_names(queues)
     if samples < 2 or interval_s < 0:
         raise UsageError("B7 needs samples >= 2 and interval_s >= 0")
-    target = describe_redis_url(redis_url)
-    head = {"redis": target, "kind": kind, "interval_s": interval_s, "samples": samples}
-    client = connect(redis_url, socket_timeout_s)
+    head: dict[str, Any] = {"kind": kind, "interval_s": interval_s, "samples": samples}
     try:
-        inspector = make_inspector(kind, client, names, prefix, **options)
+        opened = open_queue_inspector(kind, redis_url, names, prefix, socket_timeout_s=socket_timeout_s, **options)
+    except QueueUnreachable as exc:
+        return Outcome.inconclusive(f"queue broker ({kind}) unreachable: {exc}", **head, error=str(exc))
+    head = {opened.target_key: opened.target, **head}
+    try:
+        inspector = opened.inspector
         try:
             base = inspector.snapshot()
             taken: list[DeadLetters] = [inspector.dead_letters(newest)]
@@ -55,12 +51,12 @@ def check_dlq(
                 time.sleep(interval_s / (samples - 1))
                 taken.append(inspector.dead_letters(newest if i == samples - 2 else 0))
             end = inspector.snapshot().at_ms
-        except redis_errors() as exc:
-            return redis_problem(target, redis_url, exc, **head)
+        except opened.errors as exc:
+            return opened.problem(exc, **head)
         except ValueError as exc:
             return Outcome.inconclusive(f"dead-letter key unusable: {exc}", **head)
     finally:
-        client.close()
+        opened.close()
     if taken[0].missing:
         return Outcome.inconclusive(
             f"no dead-letter key configured for {', '.join(taken[0].missing)} ({kind} has no "
@@ -133,18 +129,15 @@ def dlq_depth(
     `UsageError` when a kind without a built-in DLQ has no `dlq_keys`.
     """
     names = queue_names(queues)
-    client = connect(redis_url, socket_timeout_s)
+    opened = open_queue_inspector(kind, redis_url, names, prefix, socket_timeout_s=socket_timeout_s, **options)
     try:
-        inspector = make_inspector(kind, client, names, prefix, **options)
         try:
-            letters = inspector.dead_letters(newest=0)
-        except redis_errors() as exc:
-            target = describe_redis_url(redis_url)
-            raise QueueUnreachable(
-                f"Redis at {target} unreachable: {clean_error(exc, redis_url)}"
-            ) from None
+            letters = opened.inspector.dead_letters(newest=0)
+        except opened.errors as exc:
+            what = "Redis" if opened.target_key == "redis" else "queue broker"
+            raise QueueUnreachable(f"{what} at {opened.target} unreachable: {opened.reason(exc)}") from None
     finally:
-        client.close()
+        opened.close()
     if letters.missing:
         raise UsageError(
             f"no dead-letter key for {', '.join(letters.missing)}", fix="pass dlq_keys={queue: key}"

@@ -11,17 +11,8 @@ from typing import Any
 
 from ...errors import UsageError
 from ...results import Outcome, Status
-from .model import (
-    JobInfo,
-    JobState,
-    QueueSnapshot,
-    QueueStats,
-    clean_error,
-    connect,
-    describe_redis_url,
-    redis_errors,
-)
-from .registry import combine, fmt_s, make_inspector, queue_names, redis_problem
+from .model import JobInfo, JobState, QueueSnapshot, QueueStats, QueueUnreachable
+from .registry import combine, fmt_s, open_queue_inspector, queue_names
 
 # B6's default limit on failures: more than 1 in 10 of the jobs that finished during the watch
 # failing means the queue is not processing its work, however many others completed.
@@ -148,27 +139,29 @@ def check_queues_processing(
             f"B6's max_failed_ratio must be between 0 and 1, not {max_failed_ratio!r}",
             fix="set environments.staging.queue.max_failed_ratio to a fraction, e.g. 0.1 for 10 %",
         )
-    target = describe_redis_url(redis_url)
-    head = {
-        "redis": target,
+    head: dict[str, Any] = {
         "kind": kind,
         "interval_s": interval_s,
         "max_job_age_s": max_job_age_s,
         "max_failed_ratio": max_failed_ratio,
     }
-    client = connect(redis_url, socket_timeout_s)
+    snaps: list[QueueSnapshot] = []
     try:
-        inspector = make_inspector(kind, client, names, prefix, **options)
-        snaps: list[QueueSnapshot] = []
+        opened = open_queue_inspector(kind, redis_url, names, prefix, socket_timeout_s=socket_timeout_s, **options)
+    except QueueUnreachable as exc:
+        return Outcome.inconclusive(f"queue broker ({kind}) unreachable: {exc}", **head, error=str(exc))
+    head = {opened.target_key: opened.target, **head}
+    try:
+        inspector = opened.inspector
         try:
             snaps.append(inspector.snapshot())
             for _ in range(samples - 1):
                 time.sleep(interval_s / (samples - 1))
                 snaps.append(inspector.snapshot(snaps[-1]))
-        except redis_errors() as exc:
-            return redis_problem(target, redis_url, exc, **head, snapshots_taken=len(snaps))
+        except opened.errors as exc:
+            return opened.problem(exc, **head, snapshots_taken=len(snaps))
     finally:
-        client.close()
+        opened.close()
     span = (snaps[-1].at_ms - snaps[0].at_ms) / 1000.0
     series: dict[str, list[QueueStats]] = {}
     for snap in snaps:
@@ -238,20 +231,24 @@ def wait_for_job(
     Passed on completion; failed when it failed (with its reason), or at the deadline with the
     state it was left in; inconclusive when Redis could not be asked at all.
     """
-    target = describe_redis_url(redis_url)
-    head = {"redis": target, "kind": kind, "queue": queue, "job_id": job_id, "timeout_s": timeout_s}
-    client = connect(redis_url, socket_timeout_s)
+    head: dict[str, Any] = {"kind": kind, "queue": queue, "job_id": job_id, "timeout_s": timeout_s}
+    try:
+        opened = open_queue_inspector(kind, redis_url, [queue], prefix, socket_timeout_s=socket_timeout_s, **options)
+    except QueueUnreachable as exc:
+        return Outcome.inconclusive(f"queue broker ({kind}) unreachable while following job {job_id} ({exc})", **head)
+    target = opened.target
+    head = {opened.target_key: target, **head}
     started = time.monotonic()
     state: JobState | None = None
     error: str | None = None
     try:
-        inspector = make_inspector(kind, client, [queue], prefix, **options)
+        inspector = opened.inspector
         while True:
             try:
                 state = inspector.job_state(queue, job_id)
                 error = None
-            except redis_errors() as exc:
-                error = clean_error(exc, redis_url)
+            except opened.errors as exc:
+                error = opened.reason(exc)
             waited = time.monotonic() - started
             if state is not None and state.state == "completed":
                 return Outcome.passed(
@@ -272,10 +269,11 @@ def wait_for_job(
                 break
             time.sleep(min(poll_s, max(0.0, timeout_s - waited)))
     finally:
-        client.close()
+        opened.close()
     if state is None:
+        what = "Redis" if opened.target_key == "redis" else "queue broker"
         return Outcome.inconclusive(
-            f"Redis at {target} unreachable while following job {job_id} ({error})",
+            f"{what} at {target} unreachable while following job {job_id} ({error})",
             **head,
             error=error,
         )

@@ -1,7 +1,8 @@
 """The queue-kind registry and what the queue checks share (target naming, verdict merging).
 
-Each kind is one `QueueInspector` factory, `factory(client, queues, prefix, **options)`;
-relnb's own four register exactly as a plug-in's do (entry point group
+Each kind is one `QueueInspector` factory: a Redis kind's is `factory(client, queues, prefix,
+**options)`; a kind on another broker sets `factory.connects = "url"` and opens its own connection
+(see `connection`). relnb's own kinds register exactly as a plug-in's do (entry point group
 `relnb.queue_inspectors`, see relnb.plugins).
 """
 
@@ -12,10 +13,13 @@ from typing import Any
 
 from ...errors import UsageError
 from ...plugins import Registry, callable_shape
-from ...results import Outcome, Status
+from ...results import Status
+from .amqp import CeleryAMQPInspector
 from .bullmq import BullMQInspector
 from .celery import CeleryInspector
-from .model import QueueInspector, clean_error
+from .connection import OpenInspector, open_inspector
+from .model import QueueInspector
+from .procrastinate import ProcrastinateInspector
 from .rq import RQInspector
 from .streams import StreamsInspector
 
@@ -42,11 +46,26 @@ def make_inspector(
         raise UsageError(f"bad options for queue kind {kind!r}: {exc}") from exc
 
 
+def open_queue_inspector(
+    kind: str,
+    url: str,
+    queues: Sequence[str],
+    prefix: str | None = None,
+    *,
+    socket_timeout_s: float = 5.0,
+    **options: Any,
+) -> OpenInspector:
+    """The kind's inspector connected to `url` (Redis client or the kind's own connection)."""
+    return open_inspector(INSPECTORS.get, kind, url, queues, prefix, socket_timeout_s, options)
+
+
 for _kind, _factory in (
     ("bullmq", BullMQInspector),
     ("rq", RQInspector),
     ("celery", CeleryInspector),
     ("redis-streams", StreamsInspector),
+    ("celery-amqp", CeleryAMQPInspector),
+    ("procrastinate", ProcrastinateInspector),
 ):
     register_inspector(_kind, _factory)
 
@@ -56,21 +75,6 @@ def queue_names(queues: str | Sequence[str]) -> list[str]:
     if not names or not all(isinstance(q, str) and q for q in names):
         raise UsageError("no queue names given", fix="pass queues=['name', ...]")
     return names
-
-
-def redis_problem(target: str, url: str, exc: BaseException, **evidence: Any) -> Outcome:
-    import redis
-
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError):
-        what = "unreachable"
-        fix = "check the URL, network and auth"
-    else:  # it answered, but not as the layout expects (wrong key type, unsupported command)
-        what = "answered with an error"
-        fix = "check the queue kind, names and prefix"
-    return Outcome.inconclusive(
-        f"Redis at {target} {what} ({clean_error(exc, url)}); {fix}",
-        **{**evidence, "redis": target, "error": clean_error(exc, url)},
-    )
 
 
 def combine(verdicts: Mapping[str, tuple[Status, str]]) -> tuple[Status, str]:

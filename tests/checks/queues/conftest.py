@@ -17,6 +17,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,3 +176,136 @@ def redis62_url() -> Iterator[str]:
 @pytest.fixture(name="wait_until")
 def wait_until_fixture() -> Callable[..., None]:
     return wait_until
+
+
+MACHINE_AMQP = os.environ.get("RELNB_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """The machine's RabbitMQ (no embedded fallback exists): a broker that does not answer skips
+    with the reason and the fix, so a run without RabbitMQ says so in its summary."""
+    import amqp
+
+    from relnb.checks.queues.amqp import _parse
+
+    conn = amqp.Connection(**_parse(MACHINE_AMQP), connect_timeout=3)
+    try:
+        conn.connect()
+    except Exception as exc:
+        pytest.skip(
+            f"RabbitMQ at {MACHINE_AMQP.split('@')[-1]} did not answer ({type(exc).__name__}): "
+            "install/start rabbitmq-server or point RELNB_TEST_AMQP at a broker"
+        )
+    finally:
+        try:
+            conn.close()
+        except Exception:
+            pass
+    return MACHINE_AMQP
+
+
+CELERY_AMQP_APP = textwrap.dedent(
+    """
+    import os, time
+    from celery import Celery
+    from celery.exceptions import Reject
+    from kombu import Exchange, Queue
+
+    Q, DLQ = os.environ["QUEUE"], os.environ["DLQ"]
+    app = Celery("aapp", broker=os.environ["BROKER"])
+    app.conf.task_acks_late = True
+    app.conf.worker_prefetch_multiplier = 1
+    app.conf.broker_connection_retry_on_startup = True
+    app.conf.task_default_queue = Q
+    app.conf.task_queues = [
+        Queue(Q, Exchange(Q), routing_key=Q,
+              queue_arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": DLQ}),
+    ]
+
+    @app.task(name="t.sleep")
+    def nap(s):
+        time.sleep(s)
+        return s
+
+    @app.task(name="t.dead", bind=True)
+    def dead(self, msg, after_s=0):
+        # rejected without requeue: RabbitMQ dead-letters the message into DLQ
+        time.sleep(after_s)
+        raise Reject(msg, requeue=False)
+    """
+)
+
+
+@pytest.fixture
+def start_celery_amqp_worker(procs: Procs, tmp_path: Path) -> Callable[..., subprocess.Popen[bytes]]:
+    (tmp_path / "aapp.py").write_text(CELERY_AMQP_APP)
+
+    def start(url: str, queue: str, dlq: str) -> subprocess.Popen[bytes]:
+        # no --concurrency=1: with a prefetch of one, a solo worker stops consuming after a
+        # Reject(requeue=False) (celery 5.x), which would hide the dead-letter path under test
+        args = [sys.executable, "-m", "celery", "-A", "aapp", "worker", "--pool=solo",
+                "--without-heartbeat", "--without-gossip",
+                "--without-mingle", "--loglevel=warning", "-Q", queue]  # fmt: skip
+        return procs.start(args, tmp_path, {"BROKER": url, "QUEUE": queue, "DLQ": dlq})
+
+    return start
+
+
+PROCRASTINATE_APP = textwrap.dedent(
+    """
+    import os, sys, time
+    import procrastinate
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=os.environ["PG_URL"]))
+    Q = os.environ["QUEUE"]
+
+    @app.task(queue=Q, name="t.sleep")
+    def nap(s):
+        time.sleep(s)
+
+    @app.task(queue=Q, name="t.fail", retry=1)
+    def fail(msg):
+        raise RuntimeError(msg)
+
+    if __name__ == "__main__":
+        if sys.argv[1] == "schema":
+            with app.open():
+                app.schema_manager.apply_schema()
+        else:  # worker; a 1 s heartbeat so a killed worker's silence shows within a test
+            app.run_worker(queues=[Q], wait=True, update_heartbeat_interval=1,
+                           fetch_job_polling_interval=0.2, install_signal_handlers=False)
+    """
+)
+
+
+@pytest.fixture
+def procrastinate_app(procs: Procs, tmp_path: Path, pg_url: str) -> Callable[..., Any]:
+    """Runs the procrastinate app's schema set-up, defers jobs, starts workers (subprocesses)."""
+    (tmp_path / "papp.py").write_text(PROCRASTINATE_APP)
+    env = {"PG_URL": pg_url, "QUEUE": "relnb-jobs"}
+    subprocess.run([sys.executable, "papp.py", "schema"], cwd=tmp_path, env={**os.environ, **env}, check=True,
+                   capture_output=True, timeout=60)  # fmt: skip
+
+    class PApp:
+        url = pg_url
+        queue = env["QUEUE"]
+
+        def defer(self, task: str, n: int = 1, in_s: float | None = None, **kwargs: Any) -> list[int]:
+            when = f"schedule_in={{'seconds': {in_s}}}" if in_s else ""
+            code = (
+                "import json, sys, papp\n"
+                "with papp.app.open():\n"
+                f"    ids = [papp.app.configure_task({task!r}, {when}).defer(**{kwargs!r}) for _ in range({n})]\n"
+                "print(json.dumps(ids))\n"
+            )
+            out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, **env},
+                                 check=True, capture_output=True, text=True, timeout=60)  # fmt: skip
+            import json
+
+            return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+        def worker(self) -> subprocess.Popen[bytes]:
+            return procs.start([sys.executable, "papp.py", "worker"], tmp_path, env)
+
+    return PApp

@@ -256,7 +256,7 @@ def test_redis_unreachable_names_target_without_password(free_port: int) -> None
 def test_unknown_kind_names_the_valid_ones(redis_url: str) -> None:
     with pytest.raises(UsageError) as err:
         check_queues_processing(redis_url, "sidekiq", Q, interval_s=0.1)
-    assert "bullmq, celery, redis-streams, rq" in str(err.value)
+    assert "bullmq, celery, celery-amqp, procrastinate, redis-streams, rq" in str(err.value)
 
 
 # -- B7 -------------------------------------------------------------------------------------------

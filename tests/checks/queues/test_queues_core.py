@@ -11,6 +11,7 @@ from relnb.checks.queues import (
     inspector_kinds,
     judge_queue,
     make_inspector,
+    open_queue_inspector,
     register_inspector,
 )
 from relnb.checks.queues.model import (
@@ -46,11 +47,13 @@ def test_scrub_reason_masks_credentials_and_truncates() -> None:
 
 
 def test_registry_rejects_unknown_kinds_and_options() -> None:
-    assert inspector_kinds() == ["bullmq", "celery", "redis-streams", "rq"]
-    with pytest.raises(UsageError, match="use one of: bullmq, celery, redis-streams, rq"):
+    assert inspector_kinds() == ["bullmq", "celery", "celery-amqp", "procrastinate", "redis-streams", "rq"]
+    with pytest.raises(UsageError, match="use one of: bullmq, celery, celery-amqp, procrastinate, redis-streams, rq"):
         make_inspector("kafka", None, ["q"])
     with pytest.raises(UsageError, match="bad options"):
         make_inspector("bullmq", None, ["q"], visibility_timeout_s=3)
+    with pytest.raises(UsageError, match="bad options for queue kind 'celery-amqp'"):  # before connecting
+        open_queue_inspector("celery-amqp", "amqp://127.0.0.1:9//", ["q"], visibility_timeout_s=3)
     with pytest.raises(UsageError, match="registered twice"):
         register_inspector("rq", lambda *a, **k: None)
 
