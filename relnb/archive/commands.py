@@ -116,21 +116,26 @@ def _trust(args: argparse.Namespace, config: Any) -> Trust:
 
 
 def cmd_verify_archive(args: argparse.Namespace) -> int:
-    from .verify import verify_all, verify_release_dir
+    from .verify import release_dirs, verify_release_dir
 
     config = _config(args)
     config.register_available_secrets()
     trust = _trust(args, config)
     if args.all:
-        reports = verify_all(config.releases_dir())
+        dirs = list(release_dirs(config.releases_dir()))
     elif args.target:
-        reports = [verify_release_dir(_release_dir(args.target, config))]
+        dirs = [_release_dir(args.target, config)]
     else:
         raise UsageError("relnb verify needs a release id, a path, or --all")
     bad = 0
-    for rep in reports:
+    reports = []
+    for directory in dirs:  # one release at a time: its parsed journal is dropped after it
+        rep = verify_release_dir(directory)
+        reports.append(rep)
         if not rep.ok or not getattr(args, "quiet", False):
             _out(rep.summary)
+            for note in rep.notes:
+                _out(f"  note: {note}")
         bad += not rep.ok
         signatures = _verify_signatures(rep, trust)
         if signatures is not None:
@@ -139,6 +144,7 @@ def cmd_verify_archive(args: argparse.Namespace) -> int:
             _out(signatures.summary)
             if not signatures.ok:
                 bad += rep.ok
+        rep.journal_events = []
     if args.all:
         total = sum(r.bytes for r in reports)
         _out(f"{len(reports)} releases checked ({total} bytes), {bad} with problems")
@@ -150,20 +156,19 @@ def cmd_verify_archive(args: argparse.Namespace) -> int:
 def _verify_signatures(rep: Any, trust: Trust) -> Any:
     """Approval signatures of one release, judged by the project's policy (`trust`) and never
     by less than it: the archive's own (manifest-covered, re-hashable) policy can only add."""
-    from ..journal import JOURNAL_NAME, read_events
     from ..signing import SigningSettings, verify_release_signatures
 
     directory = Path(rep.directory)
-    path = directory / JOURNAL_NAME
-    if not path.is_file():
-        return None
-    events = read_events(path, strict=False)
+    events = rep.journal_events  # parsed once, by the chain check (issue 23)
     archived = directory / F.ALLOWED_SIGNERS
     archived_cfg = _archived_config(directory) if rep.archived and rep.ok else None
     own = archived_cfg.data["signing"] if archived_cfg is not None else None
-    signed = any(isinstance(e.payload.get("approval"), dict) for e in events)
     project_on = _signing_on(trust.signing)
-    if not (project_on or (own is not None and _signing_on(own)) or signed) or not events:
+    if not events or not (
+        project_on
+        or (own is not None and _signing_on(own))
+        or any(isinstance(e.payload.get("approval"), dict) for e in events)
+    ):
         return None
     # the project's rules when it signs; else the archive's, as it was released under them
     config = trust.config if project_on or archived_cfg is None else archived_cfg
@@ -190,6 +195,12 @@ def _verify_signatures(rep: Any, trust: Trust) -> Any:
             f"the archive's policy ({_signing_label(own)}) is weaker than the project's "
             f"({_signing_label(trust.signing)})"
         )
+    if (
+        not trust.required
+        and rep.archived
+        and (project_on or (own is not None and _signing_on(own)))
+    ):
+        report.general.extend(_expected_signatures(report, trust.signing if project_on else own))
     if trust.required:
         report.general.extend(
             f"the project requires signed approvals; seq {c.seq} {c.kind}"
@@ -198,6 +209,29 @@ def _verify_signatures(rep: Any, trust: Trust) -> Any:
             for c in report.unsigned
         )
     return report
+
+
+def _expected_signatures(report: Any, signing: Any) -> list[str]:
+    """Where signing is enabled but not required, unsigned approvals are allowed (marked
+    UNSIGNED), so an archive whose signatures were stripped and whose chain was re-hashed would
+    look like an honest unsigned one. What tells them apart is the seal: with signing on,
+    `relnb archive` signs it over the journal head, so a valid seal signature vouches for every
+    event before it, the unsigned approvals included. Without one nothing does, and the
+    archive fails, naming the signatures the policy expected (issue 22)."""
+    seal = next((c for c in report.checks if c.kind == "seal"), None)
+    if seal is not None and seal.signed:
+        return []  # a seal signature that does not verify is already a failure of its own
+    where = f"seq {seal.seq} seal" if seal is not None else "the seal"
+    missing = [c for c in report.unsigned if c is not seal]
+    listed = ", ".join(
+        f"seq {c.seq} {c.kind}" + (f" {c.gate}" if c.gate else "") for c in missing[:10]
+    ) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
+    return [
+        f"signing is {_signing_label(signing)} but {where} is unsigned: nothing vouches for this "
+        f"archive's approvals, whose signatures may have been stripped"
+        + (f" (unsigned: {listed})" if missing else "")
+        + "; with signing on, `relnb archive` signs the seal"
+    ]
 
 
 def _archived_config(directory: Path) -> Any:
@@ -235,50 +269,115 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def list_rows(config: Any) -> list[dict[str, Any]]:
-    """Archived releases from the index, plus open releases (folded; there are few of those)."""
+def list_rows(config: Any, notes: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every release under releases/: sealed ones from the index, open ones folded (few).
+
+    Whether a release is sealed comes from its journal's last event, read from the end of the
+    file, never from the index alone. The index is a cache this keeps true: a missing or damaged
+    one, an archive it lacks, a row whose archive moved on (another head or verdict) or is gone
+    are re-derived from the archives and written back, with one line in `notes` saying why."""
     from ..release import read_state
-    from .index import read_index
+    from .index import archive_row, read_index_checked, refresh_index, row_is_current, sealed_tail
 
     rdir = config.releases_dir()
-    rows = read_index(rdir)
-    out = list(rows.values())
-    if rdir.is_dir():
-        for entry in sorted(rdir.iterdir()):
-            if entry.name in rows or not (entry / "journal.jsonl").is_file():
-                continue
-            try:
-                st = read_state(entry.name, config=config)
-            except Exception as exc:  # a broken journal is listed, not fatal for the listing
-                out.append(
-                    {"release_id": entry.name, "verdict": f"unreadable: {exc}", "open": True}
-                )
-                continue
-            c = st.created
+    rows, damage = read_index_checked(rdir)
+    out: list[dict[str, Any]] = []
+    current: dict[str, dict[str, Any]] = {}
+    stale = {rid for rid in rows if not (rdir / rid / F.JOURNAL).is_file()}
+    entries = sorted(rdir.iterdir()) if rdir.is_dir() else []
+    for entry in entries:
+        journal = entry / F.JOURNAL
+        if not journal.is_file() and not (entry / F.MANIFEST).is_file():
+            continue
+        sealed = sealed_tail(journal) if journal.is_file() else None
+        if sealed is not None:
+            row = rows.get(entry.name)
+            if row is None or not row_is_current(row, sealed):
+                row = current[entry.name] = archive_row(entry, sealed)
+            out.append({**row, "status": "sealed"})
+            continue
+        if entry.name in rows:
+            stale.add(entry.name)  # indexed as sealed, but its journal no longer ends sealed
+        if (entry / F.MANIFEST).is_file():  # an archive whose seal (or journal) is gone
             out.append(
                 {
+                    **rows.get(entry.name, {}),
                     "release_id": entry.name,
-                    "version": c.get("version"),
-                    "environment": c.get("environment"),
-                    "verdict": st.verdict(),
-                    "incidents": st.incidents,
-                    "created_at": st.first_ts,
-                    "open": True,
-                    "sealed": bool(st.sealed),
+                    "verdict": "damaged",
+                    "status": "damaged",
+                    "problem": "an archive whose journal is missing or does not end with its "
+                    f"sealed event: run `relnb verify {entry.name}`",
                 }
             )
+            continue
+        out.append(_open_row(entry, read_state, config))
+    rebuild = current or stale or (damage is not None and (damage != "missing" or rows or out))
+    if rdir.is_dir() and rebuild:
+        refresh_index(rdir, current, stale)
+        if notes is not None:
+            notes.append(_index_note(rdir, damage, current, stale, rows))
     return sorted(out, key=lambda r: (r.get("created_at") or "", r["release_id"]))
 
 
+def _open_row(entry: Path, read_state: Any, config: Any) -> dict[str, Any]:
+    try:
+        st = read_state(entry.name, config=config)
+    except Exception as exc:  # a broken journal is listed, not fatal for the listing
+        return {
+            "release_id": entry.name,
+            "verdict": f"unreadable: {exc}",
+            "open": True,
+            "status": "open",
+        }
+    c = st.created
+    return {
+        "release_id": entry.name,
+        "version": c.get("version"),
+        "environment": c.get("environment"),
+        "verdict": st.verdict(),
+        "incidents": st.incidents,
+        "created_at": st.first_ts,
+        "open": True,
+        "status": "open",
+        "sealed": bool(st.sealed),
+    }
+
+
+def _index_note(
+    rdir: Path,
+    damage: str | None,
+    current: dict[str, Any],
+    stale: set[str],
+    rows: dict[str, Any],
+) -> str:
+    path = rdir / F.INDEX
+    if damage:
+        why = f"{path} was {damage}"
+    else:
+        added = [rid for rid in current if rid not in rows]
+        parts = [f"{len(added)} archive(s) not in it"] if added else []
+        if len(current) > len(added):
+            parts.append(f"{len(current) - len(added)} row(s) whose archive changed")
+        if stale:
+            parts.append(f"{len(stale)} row(s) without a sealed archive")
+        why = f"{path} was stale ({', '.join(parts)})"
+    return f"{why}: rebuilt from the archives"
+
+
 def cmd_list_index(args: argparse.Namespace) -> int:
+    import sys
+
     config = _config(args)
-    rows = list_rows(config)
+    notes: list[str] = []
+    rows = list_rows(config, notes)
+    for note in notes:  # on stderr: `--json` keeps stdout a document
+        print(f"relnb: note: {scrub(note)}", file=sys.stderr, flush=True)
     if getattr(args, "json", False):
         _out(json.dumps(rows, indent=2, default=str))
         return 0
     lines = []
     for r in rows:
-        state = "open" if r.get("open") else "sealed"
+        state = r.get("status") or ("open" if r.get("open") else "sealed")
         lines.append(
             f"{r['release_id']:<16} {r.get('version', '?')!s:<10} {r.get('environment', '?')!s:<11} "
             f"{r.get('verdict')!s:<8} {len(r.get('incidents') or []):>2} incidents  "

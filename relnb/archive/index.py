@@ -128,16 +128,120 @@ def _locked(releases_dir: Path) -> Iterator[None]:
 
 
 def read_index(releases_dir: Path) -> dict[str, dict[str, Any]]:
+    return read_index_checked(releases_dir)[0]
+
+
+def read_index_checked(releases_dir: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """The index rows, and why there are none to trust when the file is missing or damaged
+    (None when it read cleanly): a damaged cache is rebuilt from the archives, never fatal."""
     path = releases_dir / INDEX
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {}
-    except ValueError:
-        return {}  # a damaged cache: callers fall back to the archives (rebuild_index)
+        return {}, "missing"
+    except (OSError, ValueError) as exc:
+        return {}, f"unreadable ({type(exc).__name__})"
     if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
+        version = data.get("version") if isinstance(data, dict) else None
+        return {}, f"not a relnb index (version {version!r}, expected {INDEX_VERSION})"
+    rows = data.get("releases")
+    if not isinstance(rows, dict) or not all(isinstance(r, dict) for r in rows.values()):
+        return {}, "unreadable (its releases are not rows)"
+    return dict(rows), None
+
+
+_TAIL_CHUNK = 8192
+_TAIL_LIMIT = 1 << 22  # a sealed event is a few KiB; a last line longer than 4 MiB is not one
+
+
+def sealed_tail(journal: Path) -> dict[str, Any] | None:
+    """The journal's last line when it is a complete `sealed` event, else None.
+
+    Only the end of the file is read: what `relnb list` needs to tell a sealed release from an
+    open one, and to see that an archive changed since it was indexed (its head moved), without
+    folding a thousand journals. It says nothing about the chain; that is `relnb verify`'s job."""
+    try:
+        with journal.open("rb") as fh:
+            size = fh.seek(0, 2)
+            chunk = _TAIL_CHUNK
+            while True:
+                start = max(0, size - chunk)
+                fh.seek(start)
+                data = fh.read(size - start)
+                if not data.endswith(b"\n"):
+                    return None  # empty, or a torn last line: not sealed
+                cut = data.rfind(b"\n", 0, len(data) - 1)
+                if cut >= 0 or start == 0:
+                    line = data[cut + 1 : -1]
+                    break
+                if chunk >= _TAIL_LIMIT:
+                    return None
+                chunk *= 4
+        obj = json.loads(line)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(obj, dict) or obj.get("type") != "sealed":
+        return None
+    if not isinstance(obj.get("payload"), dict) or not isinstance(obj.get("prev"), str):
+        return None
+    return obj
+
+
+def _first_event(journal: Path) -> dict[str, Any]:
+    try:
+        with journal.open("rb") as fh:
+            obj = json.loads(fh.readline(_TAIL_LIMIT))
+    except (OSError, ValueError):
         return {}
-    return dict(data.get("releases") or {})
+    return obj if isinstance(obj, dict) else {}
+
+
+def row_is_current(row: dict[str, Any] | None, sealed: dict[str, Any]) -> bool:
+    """An index row still describes the archive when it names the head the sealed event closes
+    and the verdict the sealed event records."""
+    if row is None or row.get("head") != sealed["prev"]:
+        return False
+    verdict = sealed["payload"].get("verdict")
+    return verdict is None or row.get("verdict") == verdict
+
+
+def archive_row(directory: Path, sealed: dict[str, Any]) -> dict[str, Any]:
+    """The index row of one sealed archive: its summary.json (covered by the manifest), keyed by
+    the directory's name, with the head and the verdict taken from the sealed event, which is
+    what the archive says it is. A missing or damaged summary leaves the row to what the first
+    and last events say, and says so."""
+    try:
+        summary = json.loads((directory / SUMMARY).read_text(encoding="utf-8"))
+        if not isinstance(summary, dict):
+            raise ValueError("not an object")
+        row = index_row(summary, sealed["prev"])
+    except (OSError, ValueError) as exc:
+        created = _first_event(directory / "journal.jsonl")
+        payload = created.get("payload") if isinstance(created.get("payload"), dict) else {}
+        row = {
+            "version": payload.get("version"),
+            "environment": payload.get("environment"),
+            "git_sha": payload.get("git_sha"),
+            "created_at": created.get("ts") if isinstance(created.get("ts"), str) else None,
+            "head": sealed["prev"],
+            "problem": f"{SUMMARY} missing or unreadable ({type(exc).__name__}): run `relnb verify {directory.name}`",
+        }
+    row["release_id"] = directory.name
+    verdict = sealed["payload"].get("verdict")
+    if verdict is not None:
+        row["verdict"] = verdict
+    return row
+
+
+def refresh_index(releases_dir: Path, current: dict[str, dict[str, Any]], stale: set[str]) -> None:
+    """Write the rows `relnb list` re-derived (`current`) and drop the `stale` ones, under the
+    index lock and over what is in the file then, so a release sealed meanwhile keeps its row."""
+    with _locked(releases_dir):
+        rows = read_index(releases_dir)
+        for rid in stale:
+            rows.pop(rid, None)
+        rows.update(current)
+        _write(releases_dir, rows)
 
 
 def update_index(releases_dir: Path, row: dict[str, Any]) -> None:
@@ -156,14 +260,12 @@ def _write(releases_dir: Path, rows: dict[str, dict[str, Any]]) -> None:
 
 def rebuild_index(releases_dir: Path) -> int:
     """Recreate the index from every sealed archive's summary.json and sealed event."""
-    from ..journal import verify_file
-
     rows = {}
-    for summary_path in sorted(releases_dir.glob(f"*/{SUMMARY}")):
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        report = verify_file(summary_path.parent / "journal.jsonl")
-        if report.sealed:
-            rows[summary["release_id"]] = index_row(summary, report.parsed[-1].prev)
+    if releases_dir.is_dir():
+        for entry in sorted(releases_dir.iterdir()):
+            sealed = sealed_tail(entry / "journal.jsonl") if entry.is_dir() else None
+            if sealed is not None:
+                rows[entry.name] = archive_row(entry, sealed)
     with _locked(releases_dir):
         _write(releases_dir, rows)
     return len(rows)
@@ -181,11 +283,16 @@ def load_summary(releases_dir: Path, release_id: str) -> dict[str, Any]:
 
 __all__ = [
     "approval_rows",
+    "archive_row",
     "build_summary",
     "dump_json",
     "index_row",
     "load_summary",
     "read_index",
+    "read_index_checked",
     "rebuild_index",
+    "refresh_index",
+    "row_is_current",
+    "sealed_tail",
     "update_index",
 ]

@@ -6,7 +6,8 @@ one must also satisfy: the journal ends with `sealed`; the sealed event carries 
 manifest.json; the manifest's journal head, event count and sha256 match the journal before the
 sealed line; every listed file exists with its sha256; no file exists that is not listed; and no
 file holds a registered secret or a token shape. Cost is one pass over each file: linear in the
-archive's total size.
+archive's total size. The journal is read and parsed once: its events stay on the report
+(`journal_events`) for the signature check, which used to read and parse it a second time.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..journal import verify_file
+from ..journal import Event, verify_file
 from . import files as F
-from .seal import scan_text
 
 
 @dataclass
@@ -41,6 +41,9 @@ class ArchiveReport:
     files: int = 0
     bytes: int = 0
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what is not tampering but worth saying
+    # the chain-checked events (up to a break), so signatures are checked without a second parse
+    journal_events: list[Event] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -66,6 +69,7 @@ def verify_release_dir(directory: Path, *, scan: bool = True) -> ArchiveReport:
         return _without_journal(report, journal)
     jr = verify_file(journal)
     report.events, report.head, report.sealed = jr.events, jr.head, jr.sealed
+    report.journal_events = jr.parsed
     if not jr.ok:
         name = F.JOURNAL if jr.bad_seq is None else f"{F.JOURNAL}#seq {jr.bad_seq}"
         add(Problem(name, jr.problem or "broken"))
@@ -112,8 +116,8 @@ def verify_release_dir(directory: Path, *, scan: bool = True) -> ArchiveReport:
                     f"{jr.events - 1} events before sealing, manifest says {jmeta.get('events')}",
                 )
             )
-        pre = journal.stat().st_size - len(sealed_ev.line())
-        if F.sha256_file(journal, limit=pre) != jmeta.get("sha256"):
+        pre = len(jr.data) - len(sealed_ev.line())  # the bytes already read, not a second read
+        if F.sha256_bytes(jr.data[:pre]) != jmeta.get("sha256"):
             add(Problem(F.JOURNAL, "bytes before the sealed event differ from the manifest"))
     links = set(F.symlinks(directory))
     for name in sorted(links):
@@ -127,17 +131,26 @@ def verify_release_dir(directory: Path, *, scan: bool = True) -> ArchiveReport:
         add(Problem(name, "missing"))
     for name in sorted(set(present) - set(listed)):
         add(Problem(name, "added (not in the manifest)"))
+    resaved: dict[str, dict] = {}
     for name in sorted(set(listed) & set(present)):
         path = directory / name
         size = path.stat().st_size
         report.bytes += size
-        if size != listed[name].get("bytes") or F.sha256_file(path) != listed[name].get("sha256"):
-            add(Problem(name, "changed (sha256 differs from the manifest)"))
+        entry = listed[name]
+        if size != entry.get("bytes") or F.sha256_file(path) != entry.get("sha256"):
+            if F.resaved(path, entry):  # a notebook an editor saved again: same cells and outputs
+                resaved[name] = entry
+            else:
+                add(Problem(name, "changed (sha256 differs from the manifest)"))
+    report.notes = F.jupyter_notes(directory, resaved)  # hashes only the re-saved ones again
     report.files = len(listed)
-    report.bytes += journal.stat().st_size
+    report.bytes += len(jr.data)
     if scan:
+        from .seal import scan_text  # the archiving code: loaded only for archives
+
         for name in [F.JOURNAL, *sorted(set(listed) & set(present))]:
-            text = (directory / name).read_bytes().decode("utf-8", errors="replace")
+            raw = jr.data if name == F.JOURNAL else (directory / name).read_bytes()
+            text = raw.decode("utf-8", errors="replace")
             for hit in scan_text(name, text):
                 add(Problem(name, f"contains a {hit['kind']} ({hit['what']})"))
     return report
@@ -172,4 +185,10 @@ def release_dirs(releases_dir: Path) -> Iterator[Path]:
 
 
 def verify_all(releases_dir: Path, *, scan: bool = True) -> list[ArchiveReport]:
-    return [verify_release_dir(d, scan=scan) for d in release_dirs(releases_dir)]
+    return [_without_events(verify_release_dir(d, scan=scan)) for d in release_dirs(releases_dir)]
+
+
+def _without_events(report: ArchiveReport) -> ArchiveReport:
+    """A thousand reports kept in a list must not keep a thousand parsed journals alive."""
+    report.journal_events = []
+    return report
