@@ -29,7 +29,7 @@ from . import git
 from .config import Config, load_config
 from .effects import Effects
 from .errors import ReleaseNotFound, RelnbError, UsageError
-from .gates import GATE_IDS, PRODUCTION_WINDOW_GATE, SECTIONS, Kind, get_gate
+from .gates import GATE_IDS, GATES, PRODUCTION_WINDOW_GATE, SECTIONS, Kind, get_gate
 from .identity import Identity, whoami
 from .journal import JOURNAL_NAME, JournalWriter, read_events
 from .results import GateResult, Status, StatusTable
@@ -109,6 +109,7 @@ class Release(Effects):
         writer = JournalWriter.open(directory, create=True)
         repo = config.repo_path()
         who = Identity.parse(author) if author else whoami()
+        own = {k.upper(): v for k, v in (config.data["gates"]["titles"] or {}).items()}
         writer.append(
             "release-created",
             {
@@ -122,8 +123,10 @@ class Release(Effects):
                 "template_sha256": template_sha256,
                 "config_sha256": hashlib.sha256(config.path.read_bytes()).hexdigest() if config.path else None,
                 "relnb_version": _relnb_version(),
-                # the team's names for its gates, fixed for this release like its SHA
-                **({"titles": {k.upper(): v for k, v in titles.items()}} if (titles := config.data["gates"]["titles"]) else {}),
+                # every gate's title as this release shows it (the team's own words where
+                # [gates] titles names them), fixed like its SHA: a later relnb that renames a
+                # gate does not change what an archived record says
+                "titles": {g.id: own.get(g.id, g.title) for g in GATES},
             },
         )
         return cls(rid, writer, config)

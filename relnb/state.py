@@ -249,9 +249,13 @@ def _apply(state: ReleaseState, ev: Event) -> None:
     gs = state.gates.get(gate) if gate else None
     if t == "release-created":
         state.created = dict(p)
-        for gid, title in (p.get("titles") or {}).items():
-            if gid in state.gates and isinstance(title, str) and title.strip():
-                state.gates[gid].title = title
+        titles = p.get("titles")
+        for gid, gs in state.gates.items():
+            title = titles.get(gid) if isinstance(titles, dict) else None
+            if isinstance(title, str) and title.strip():
+                gs.title = title
+            elif not isinstance(titles, dict):  # written before titles were recorded: its time's words
+                gs.title = get_gate(gid).checklist_words
     elif t in ("gate-started", "action-started"):
         if t == "action-started":
             state.actions[p["action"]] = {"state": "running", "started": p, "seq": ev.seq, "at": ev.ts}

@@ -47,3 +47,15 @@ def test_a_wrong_title_entry_names_the_key(tmp_path, toml, needle):
     root = make_project(tmp_path / "p", toml)
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.").replace("(", r"\(")):
         relnb.load_config(root / "relnb.toml")
+
+
+def test_a_journal_from_before_titles_were_recorded_keeps_its_words():
+    """The committed archives were written with the checklist's words as titles: re-rendering
+    them (nbval, replay) must show those, not today's."""
+    from relnb.journal import Event
+    from relnb.state import fold
+
+    old = fold("old", [Event(0, "2026-01-01T00:00:00+00:00", "release-created", {"release_id": "old"}, "", "h")])
+    assert old.result("D3").title == "Run migrations (prisma migrate deploy)"
+    new = fold("new", [Event(0, "2026-01-01T00:00:00+00:00", "release-created", {"titles": {"D3": "Run migrations"}}, "", "h")])
+    assert new.result("D3").title == "Run migrations" and new.result("D4").title == relnb.get_gate("D4").title
