@@ -198,6 +198,7 @@ def archive_release(
                 fix=f"check it with `relnb verify {release_id}`",
             )
         _refuse_unfinished(fold(release_id, writer.events))
+        _refuse_unsignable_seal(config)
         return _archive(writer, directory, config, write_junit)
     finally:
         # Close only a writer this call opened: the notebook's own release keeps its writer.
@@ -347,6 +348,22 @@ def _allowed_signers_at_release(events: list[Any], config: Config) -> str | None
         return allowed_signers_at(config.repo_path(), sha, path)
     except RelnbError:
         return None
+
+
+def _refuse_unsignable_seal(config: Config) -> None:
+    """With [signing] enabled, `relnb verify` accepts only a signed seal (a seal without one
+    cannot be told from an archive whose signatures were stripped): say so before anything is
+    written, not with an archive that then fails verification."""
+    from ..signing.keys import resolve_key
+
+    signing = config.data["signing"]
+    on = signing["enabled"] or signing["required"]
+    if on and resolve_key(None, signing.get("key"), repo=Path(config.repo_path())) is None:
+        raise UsageError(
+            "signing is on, and the seal must be signed: no signing key is set",
+            key="signing.key",
+            fix="set RELNB_SIGNING_KEY (or [signing] key) to your SSH key, then archive again",
+        )
 
 
 def _seal_approval(writer: JournalWriter, config: Any, manifest_sha: str) -> Any:

@@ -93,3 +93,21 @@ def test_unsigned_approvals_under_a_signed_seal_still_verify(
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1 validly signed, 5 unsigned" in out.stdout and "— OK" in out.stdout
     assert "seal is unsigned" not in out.stdout
+
+
+def test_archiving_without_a_key_where_signing_is_enabled_is_refused_before_writing(
+    repo: Repo, keys: Keys, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+):
+    """An unsigned seal would fail `relnb verify` (it cannot be told from a stripped one): the
+    archive says so first, in one line with the fix, and writes nothing."""
+    root = _project(repo, "[signing]\nenabled = true\n")
+    _record(root, monkeypatch, keys.priv("alice"))
+    _waive_as_bob(root, monkeypatch, keys.priv("bob"))
+    _abandon_as_alice(root, monkeypatch)
+    monkeypatch.delenv("RELNB_SIGNING_KEY", raising=False)
+    refused = cli("archive", "1.0.0", cwd=root, env={"RELNB_SIGNING_KEY": ""})
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "the seal must be signed" in refused.stderr and "RELNB_SIGNING_KEY" in refused.stderr
+    assert not (root / "releases" / "1.0.0" / F.MANIFEST).exists()
+    sealed = cli("archive", "1.0.0", cwd=root, env={"RELNB_SIGNING_KEY": str(keys.priv("alice"))})
+    assert sealed.returncode == 0, sealed.stdout + sealed.stderr
