@@ -43,8 +43,10 @@ class Effects(Decisions):
         """
         from .checklist import provider_for
         from .gatecontext import GateContext
+        from .sidebyside import start_beside
 
         spec = get_gate(gate_id)
+        start_beside(self, spec.id)  # type: ignore[arg-type]  # headless: the section's checks that can run now
         current = self.result(spec.id)
         if current.status is Status.SKIPPED and not (force or spec.id in self.context.rerun):
             return current  # a recorded skip is a decision: it holds until someone re-runs the gate

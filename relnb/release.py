@@ -236,15 +236,13 @@ class Release(Effects):
         spec = get_gate(gate_id)
         if spec.kind is Kind.ACTION:
             raise UsageError(f"{spec.id} is an action; use release.act({spec.id!r}, confirmed=...)", gate=spec.id)
-        if fn is None and not rerun and self.context.headless:
-            from .sidebyside import SideBySide
+        if fn is None and not rerun:
+            from .sidebyside import start_beside
 
-            if not SideBySide.inside():
-                side = self.__dict__.setdefault("_side_by_side", SideBySide(self))
-                side.start_ready(spec.section, besides=spec.id)
-                early = side.take(spec.id)
-                if early is not None:
-                    return early
+            side = start_beside(self, spec.id)
+            early = side.take(spec.id) if side is not None else None
+            if early is not None:
+                return early
         listed_manual = self.config.data["gates"]["manual"]
         provider, _ = provider_for(spec.id)
         if spec.id in {g.upper() for g in listed_manual}:

@@ -2,7 +2,7 @@
 
 A notebook runs its cells one after another, so section B took the sum of its gates (the queue
 watch, the log window, the smoke flows, the CORS probe), not its slowest. When a headless run
-reaches a check cell, relnb starts, in background threads, the other automatic checks of that
+reaches a check or action cell, relnb starts, in background threads, the other automatic checks of that
 section that can run now: their inputs (`depends_on`) are settled, they have not run, no
 decision of this run touches them (a skip, a forced re-run), and the notebook asks for them with
 the template's one-liner (`release.check("B6")`), so what runs early is exactly what the cell
@@ -118,4 +118,13 @@ class SideBySide:
         return future.result() if future is not None else None
 
 
-__all__ = ["SECTIONS", "SideBySide"]
+def start_beside(release: Release, gate_id: str) -> SideBySide | None:
+    """Headless, at a cell of `gate_id` (a check or an action): start what can run beside it."""
+    if not release.context.headless or SideBySide.inside():
+        return None
+    side: SideBySide = release.__dict__.setdefault("_side_by_side", SideBySide(release))
+    side.start_ready(get_gate(gate_id).section, besides=get_gate(gate_id).id)
+    return side
+
+
+__all__ = ["SECTIONS", "SideBySide", "start_beside"]

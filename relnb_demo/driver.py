@@ -366,7 +366,8 @@ def epilogue(
                     f" --note {shlex.quote(f'reviewed for {nxt}')}"
                 )
         approvals = f" --sign-offs releases/{nxt}/approvals.json" if signers else ""
-        lines.append(f"  {_tool('relnb')} run notebooks/release-{nxt}.py{approvals}")
+        # staging's actions (B: its migrations) run; production's wait for a person's --confirm D
+        lines.append(f"  {_tool('relnb')} run notebooks/release-{nxt}.py{approvals} --confirm B")
     else:
         lines.append("(the demo's services are stopped; the project and its releases stay)")
     return "\n".join(lines)

@@ -96,3 +96,11 @@ def test_a_release_lead_stepping_through_cells_runs_one_gate_per_cell(release, p
     release.run("B1", lambda: Outcome.passed("staging runs the SHA"))
     release.check("B4")
     assert set(providers) == {"B4"}
+
+
+def test_an_action_cell_starts_the_checks_that_can_run_beside_it(release, providers):
+    """B2 (staging's migrations) runs in its cell while B6, B7 and B9, which need only B1, run beside it."""
+    release.run("B1", lambda: Outcome.passed("staging runs the SHA"))
+    release.act("B2", lambda: Outcome.passed("migrated"), confirmed=True)
+    assert {"B4", "B6", "B7", "B9"} <= set(providers)
+    assert all(release.check(g).status is Status.PASSED for g in ("B6", "B7", "B9"))
