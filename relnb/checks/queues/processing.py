@@ -72,6 +72,23 @@ def judge_queue(
             f"{q}: {failed} of {done + failed} job(s) finished in {fmt_s(span_s)} failed "
             f"({failed / (done + failed):.0%}, limit {max_failed_ratio:.0%}); {done} completed; {state}",
         )
+    # A worker that finished a job and then stopped: the trailing half of the watch saw jobs
+    # waiting throughout, none running and none finishing. "1 completed" is not "processing".
+    tail = counts[len(counts) // 2 :]
+    before_tail = series[len(series) - len(tail) - 1]
+    if (
+        done
+        and tail
+        and all(c == 0 for c in tail)
+        and before_tail.waiting > 0
+        and last.waiting >= before_tail.waiting
+        and not any(s.active for s in series[len(series) - len(tail) - 1 :])
+    ):
+        return (
+            Status.FAILED,
+            f"{q}: {last.waiting} job(s) waited through the last {fmt_s(span_s * len(tail) / len(counts))} "
+            f"of the watch with none running or finishing ({done} completed before): the worker stopped taking jobs",
+        )
     if done:
         return Status.PASSED, f"{q}: {done} job(s) completed in {fmt_s(span_s)}{also}; {state}"
     if not require_completions:

@@ -79,6 +79,14 @@ def test_judge_queue_rules() -> None:
          "could not be counted"),
         ([_stats(), _stats(completed_since_previous=0)], Status.INCONCLUSIVE, "idle"),
         ([_stats(), _stats(completed_since_previous=2)], Status.PASSED, "2 job(s) completed"),
+        # found by the RabbitMQ tests: one job done, then the worker hung; 4 wait, nothing runs
+        ([_stats(waiting=5), _stats(waiting=4, completed_since_previous=1),
+          _stats(waiting=4, completed_since_previous=0)], Status.FAILED, "the worker stopped taking jobs"),
+        # ... but a job running, or the queue draining, or jobs that only just arrived, is not that
+        ([_stats(waiting=5), _stats(waiting=4, completed_since_previous=1),
+          _stats(waiting=4, active=1, completed_since_previous=0)], Status.PASSED, "1 job(s) completed"),
+        ([_stats(waiting=5), _stats(waiting=0, completed_since_previous=5),
+          _stats(waiting=3, completed_since_previous=0)], Status.PASSED, "5 job(s) completed"),
         ([QueueStats("q", exists=False, notes=("nope",))], Status.INCONCLUSIVE, "q: nope"),
     ]  # fmt: skip
     for series, status, text in cases:
