@@ -66,10 +66,17 @@ def main(argv: list[str]) -> None:
         print(f"{case:32} {n:5d} {tr:9.1f} {sq:9.1f} {full:10.1f} {tr / full:10.2%}")
     if rows:
         med = statistics.median
+        full, squawk = med(r[4] for r in rows), med(r[3] for r in rows)
         print(
-            f"{'median':32} {'':5} {med(r[2] for r in rows):9.1f} {med(r[3] for r in rows):9.1f}"
-            f" {med(r[4] for r in rows):10.1f}"
+            f"{'median':32} {'':5} {med(r[2] for r in rows):9.1f} {squawk:9.1f}"
+            f" {full:10.1f}"
         )
+        # squawk alone reads the SQL; C3 also runs it against a shadow database to see the locks
+        # and rewrites Postgres takes. That costs more, within what a release lead waits for
+        # per migration: the goal is the cost of a trustworthy answer, not parity with a linter.
+        worst = max(r[4] for r in rows)
+        print(f"C3 / squawk alone (median): {full / squawk:.1f}×; slowest migration {worst:.0f} ms "
+              f"(goal ≤ 2000 ms: {'HOLDS' if worst <= 2000 else 'MISSED'})")
 
 
 def tools(repeat: int = 3) -> None:
