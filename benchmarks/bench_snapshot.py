@@ -104,6 +104,11 @@ def main() -> None:
                 f"relnb    take_snapshot_s3 verify={verify:<8}: {secs:6.1f} s  {dmib / secs:6.1f} MiB/s "
                 f"({out.evidence['upload']}, ratio to by-hand {secs / hand_s:.2f}x)"
             )
+            # relnb adds a consistent snapshot, row counts and a checksum; a verifying download
+            # reads everything back: head ≤ 1.5×, download ≤ 2.5× what a person does by hand
+            goal = 1.5 if verify == "head" else 2.5
+            ok = secs / hand_s <= goal
+            print(f"  verify={verify}: ratio {secs / hand_s:.2f}x (goal ≤ {goal}x: {'HOLDS' if ok else 'MISSED'})")
     finally:
         moto.stop()
         with psycopg.connect(admin, autocommit=True) as c:
