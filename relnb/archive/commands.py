@@ -311,7 +311,8 @@ def list_rows(config: Any, notes: list[str] | None = None) -> list[dict[str, Any
             )
             continue
         out.append(_open_row(entry, read_state, config))
-    rebuild = current or stale or (damage is not None and (damage != "missing" or rows or out))
+    # a project with open releases only has no index to miss: nothing is rebuilt or noted
+    rebuild = current or stale or (damage is not None and damage != "missing")
     if rdir.is_dir() and rebuild:
         refresh_index(rdir, current, stale)
         if notes is not None:
