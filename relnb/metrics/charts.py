@@ -121,12 +121,21 @@ def metric_chart(
     """
     import altair as alt
 
-    fmt = _axis_format(metric)
-    unit = " (s)" if metric.startswith("latency") else ""
+    # Latency is sampled in seconds and reported in ms (the status line, the verdict): the axis
+    # says ms too; the data stays in seconds so the rules' limit lines sit on the same scale.
+    if metric.startswith("latency"):
+        y_axis, unit = alt.Axis(labelExpr="format(datum.value * 1000, '~r')"), " (ms)"
+    elif metric in FRACTION_METRICS:
+        y_axis, unit = alt.Axis(format=_axis_format(metric)), " (%)"
+    else:
+        y_axis, unit = alt.Axis(format=_axis_format(metric)), ""
     base = alt.Chart(alt.NamedData(f"points:{metric}")).encode(
-        # Whole seconds: Vega's default multi-format labels sub-second ticks on short windows.
-        x=alt.X("t:T", title=None, axis=alt.Axis(format="%H:%M:%S", tickMinStep=1000)),
-        y=alt.Y("value:Q", title=f"{metric}{unit}", axis=alt.Axis(format=fmt)),
+        # Clock time, whole seconds: Vega's default labels sub-second ticks on short windows.
+        x=alt.X(
+            "t:T", title="time (UTC)", scale=alt.Scale(type="utc"),
+            axis=alt.Axis(format="%H:%M:%S", tickMinStep=1000),
+        ),
+        y=alt.Y("value:Q", title=f"{metric}{unit}", axis=y_axis),
     )
     layers: list[Any] = []
     base_metrics = (baseline or {}).get("metrics", {}).get(metric) if baseline else None

@@ -80,6 +80,29 @@ def test_spec_and_mimebundle_hold_the_data_offline():
     json.dumps(spec, allow_nan=False)
 
 
+def _encodings(spec, key):
+    """Every `key` encoding in a (layered, concatenated) Vega-Lite spec."""
+    if isinstance(spec, dict):
+        if isinstance(spec.get("encoding"), dict) and key in spec["encoding"]:
+            yield spec["encoding"][key]
+        for v in spec.values():
+            yield from _encodings(v, key)
+    elif isinstance(spec, list):
+        for v in spec:
+            yield from _encodings(v, key)
+
+
+def test_axes_say_their_units_and_the_clock():
+    """issue 21: latency was plotted in seconds while the text said ms; no units; x-axis '57 s'."""
+    spec = window_spec(recorded(20, bad_from=99), RULES)
+    titles = {y.get("title") for y in _encodings(spec, "y")}
+    assert "latency_p95 (ms)" in titles and "error_rate (%)" in titles, titles
+    latency_axis = next(y["axis"] for y in _encodings(spec, "y") if y.get("title") == "latency_p95 (ms)")
+    assert "* 1000" in latency_axis["labelExpr"]
+    xs = list(_encodings(spec, "x"))
+    assert xs and all(x["scale"]["type"] == "utc" and x["axis"]["format"] == "%H:%M:%S" for x in xs if "title" in x)
+
+
 def test_downsampler_is_bounded_and_keeps_breaches_and_maxima():
     ds = Downsampler(16)
     for i in range(1000):
