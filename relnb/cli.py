@@ -382,7 +382,7 @@ def _parse_waiver(text: str) -> tuple[str, str]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = _config(args)
-    state = read_state(args.release or only_open_release(config, "status"), config=config)
+    state = read_state(args.release or relnb.archive.only_open_release(config, "status"), config=config)
     plugins = relnb.installed_plugins()
     if args.json:
         _out(json.dumps([r.to_dict() for r in state.table().rows], indent=2))
@@ -391,42 +391,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         if plugins:  # what answers a gate, or reads a queue, besides relnb itself
             _out("plug-ins installed:\n" + "\n".join(f"  {p}" for p in plugins))
     return 0
-
-
-def open_releases(config: relnb.Config) -> list[str]:
-    """Releases under releases/ that are not sealed (archived or abandoned), oldest id first."""
-    rdir = config.releases_dir()
-    if not rdir.is_dir():
-        return []
-    archived = relnb.archive.read_index(rdir)
-    out = []
-    for entry in sorted(rdir.iterdir()):
-        if entry.name in archived or not (entry / "journal.jsonl").is_file():
-            continue
-        try:
-            sealed = read_state(entry.name, config=config).sealed
-        except RelnbError:  # unreadable: still a release one may mean (its command says why)
-            sealed = False
-        if not sealed:
-            out.append(entry.name)
-    return out
-
-
-def only_open_release(config: relnb.Config, command: str) -> str:
-    """The release a command means when none is named: the only open one, or a usage error
-    naming the ids to choose from."""
-    found = open_releases(config)
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise UsageError(
-            f"no open release in {config.releases_dir()}",
-            fix=f"name one: relnb {command} <id> (relnb list shows them all), or start one with relnb new <version>",
-        )
-    raise UsageError(
-        f"{len(found)} releases are open: {', '.join(found)}",
-        fix=f"name one: relnb {command} <id>, e.g. relnb {command} {found[-1]}",
-    )
 
 
 def cmd_abandon(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ loads the standard library and relnb's core.
 
 from ..metrics.svgchart import Chart
 from .changelog import f3_changelog, insert_section, render_section, update_changelog
-from .commands import add_list_args, add_verify_args
+from .commands import add_list_args, add_verify_args, only_open_release, open_releases
 from .commands import register as register_commands
 from .incidents import (
     IncidentList,
@@ -43,6 +43,8 @@ __all__ = [
     "f3_changelog",
     "incidents_from_events",
     "insert_section",
+    "only_open_release",
+    "open_releases",
     "read_index",
     "rebuild_index",
     "register_commands",

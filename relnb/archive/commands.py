@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ReleaseNotFound, UsageError
+from ..errors import ReleaseNotFound, RelnbError, UsageError
 from ..eventtext import terminal_text
 from ..redact import scrub
 from . import files as F
@@ -115,6 +115,45 @@ def _trust(args: argparse.Namespace, config: Any) -> Trust:
     return Trust(config, signing, text, f"the project's {signers}")
 
 
+def open_releases(config: Any) -> list[str]:
+    """Releases under releases/ that are not sealed (archived or abandoned), oldest id first."""
+    rdir = config.releases_dir()
+    if not rdir.is_dir():
+        return []
+    from ..release import read_state
+    from .index import read_index
+
+    archived = read_index(rdir)
+    out = []
+    for entry in sorted(rdir.iterdir()):
+        if entry.name in archived or not (entry / "journal.jsonl").is_file():
+            continue
+        try:
+            sealed = read_state(entry.name, config=config).sealed
+        except RelnbError:  # unreadable: still a release one may mean (its command says why)
+            sealed = False
+        if not sealed:
+            out.append(entry.name)
+    return out
+
+
+def only_open_release(config: Any, command: str) -> str:
+    """The release a command means when none is named: the only open one, or a usage error
+    naming the ids to choose from."""
+    found = open_releases(config)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UsageError(
+            f"no open release in {config.releases_dir()}",
+            fix=f"name one: relnb {command} <id> (relnb list shows them all), or start one with relnb new <version>",
+        )
+    raise UsageError(
+        f"{len(found)} releases are open: {', '.join(found)}",
+        fix=f"name one: relnb {command} <id>, e.g. relnb {command} {found[-1]}",
+    )
+
+
 def cmd_verify_archive(args: argparse.Namespace) -> int:
     from .verify import release_dirs, verify_release_dir
 
@@ -123,10 +162,8 @@ def cmd_verify_archive(args: argparse.Namespace) -> int:
     trust = _trust(args, config)
     if args.all:
         dirs = list(release_dirs(config.releases_dir()))
-    elif args.target:
-        dirs = [_release_dir(args.target, config)]
-    else:
-        raise UsageError("relnb verify needs a release id, a path, or --all")
+    else:  # none named: the only open release (`relnb verify` while working on one)
+        dirs = [_release_dir(args.target or only_open_release(config, "verify"), config)]
     bad = 0
     reports = []
     for directory in dirs:  # one release at a time: its parsed journal is dropped after it
@@ -428,6 +465,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     config = _config(args)
     rdir = config.releases_dir()
+    args.release = args.release or only_open_release(config, "show")
     d = rdir / args.release
     if (d / "summary.json").is_file():
         summary = load_summary(rdir, args.release)
@@ -462,13 +500,15 @@ def register(sub: Any) -> None:
     s = sub.add_parser(
         "show", help="gate table, incidents, changelog (and --timeline) of a release"
     )
-    s.add_argument("release")
+    s.add_argument("release", nargs="?", help="release id (default: the only open release)")
     s.add_argument("--timeline", action="store_true", help="also print the event timeline")
     s.set_defaults(func=cmd_show)
 
 
 def add_verify_args(v: argparse.ArgumentParser) -> None:
-    v.add_argument("target", nargs="?", help="release id, release directory or journal path")
+    v.add_argument(
+        "target", nargs="?", help="release id, release directory or journal path (default: the only open release)"
+    )
     v.add_argument("--all", action="store_true", help="every release under releases/")
     v.add_argument(
         "--quiet", action="store_true", help="print only releases with problems and the total"

@@ -138,6 +138,18 @@ def test_reprs_pass_no_control_character_from_a_summary() -> None:
     assert hostile.summary == PAYLOAD + "\x9b2J\r\nnext"  # the record itself is untouched
 
 
+@pytest.mark.parametrize("command", ["status", "show", "verify"])
+def test_a_command_without_an_id_means_the_only_open_release(project: Path, command: str) -> None:
+    """issue 21: `relnb status`/`show`/`verify` needed an id even with one open release."""
+    proc = piped([command], project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1.0.0" in proc.stdout
+    subprocess.run([*RELNB, "new", "1.1.0"], cwd=project, env=env_for(), check=True, capture_output=True)
+    proc = piped([command], project)
+    assert proc.returncode == 3
+    assert f"name one: relnb {command} <id>" in proc.stderr, proc.stderr
+
+
 def test_status_without_an_id_names_the_ids_to_choose_from(project: Path) -> None:
     monkey_env = env_for()
     subprocess.run([*RELNB, "new", "1.1.0"], cwd=project, env=monkey_env, check=True, capture_output=True)
