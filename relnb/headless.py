@@ -207,6 +207,9 @@ def signing_preflight(opts: RunOptions, config: Config, state: ReleaseState) -> 
         for gid in opts.waivers:
             if not state.result(gid).status.ok_for_promotion and not key:
                 needed.append((gid, "waiver"))
+        for gid in opts.rerun:  # a forced re-run is a signed decision too: said before, not mid-run
+            if not key:
+                needed.append((gid, "force"))
         production = {"ALL", "D"} | {c for c in opts.confirm if c.startswith("D")}
         if settings.min_production_approvers and production & set(opts.confirm):
             needed.append(("D", "promote"))

@@ -124,3 +124,19 @@ def test_complete_presigned_file_is_consumed_by_the_run(repo: Repo, keys: Keys):
     verify = relnb("verify", "1.0.0", cwd=root)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "4 validly signed, 0 unsigned" in verify.stdout
+
+
+def test_a_forced_rerun_without_a_key_is_named_before_anything_runs(repo: Repo, keys: Keys):
+    """issue 21: a forced re-run with signing required and no key ended mid-run in a
+    SigningRefused traceback; it is a missing approval, named before anything runs."""
+    root = _project(repo)
+    for who, gate in (("bob", "A3"), ("alice", "A4"), ("alice", "A5")):
+        _sign(root, keys, who, gate, "--note", "checked")
+    approvals = root / "releases" / "1.0.0" / "approvals.json"
+    before = _events(root)
+    run = relnb("run", "notebooks/release-1.0.0.py", "--sign-offs", str(approvals), "--rerun", "A1",
+                "--rerun-reason", "CI flaked", cwd=root)
+    assert run.returncode == EXIT_PENDING, run.stdout + run.stderr
+    assert "A1 needs a signed force" in run.stdout, run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+    assert _events(root) == before
