@@ -144,7 +144,7 @@ class JobState:
 
 
 class QueueInspector(Protocol):
-    """Reads one job library's Redis layout. Built by a factory registered per kind."""
+    """Reads one job library's queues (in Redis, RabbitMQ or Postgres). Built by a factory registered per kind."""
 
     kind: str
 
