@@ -286,6 +286,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     release.close()
     nb_dir.mkdir(parents=True, exist_ok=True)
     nb_path.write_text(text, encoding="utf-8")
+    relnb.refresh_header_cache(rid, config=config, notebook=nb_path)  # marimo edit shows it on open
     _out(f"created release {rid}: journal {release.directory / 'journal.jsonl'}")
     _out(f"notebook: {nb_path}")
     if fmt == "ipynb":

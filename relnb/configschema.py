@@ -85,7 +85,7 @@ ENV_TABLE = Table(
         ),
         "version_pattern": _s(
             "regular expression picking the version out of a text body, header or command output; its first"
-            " group (else the match) is the version"
+            " group (else the match) is the version; an HTML body is read only with it"
         ),
         "version_reports": _s(
             "what version_field holds: the git SHA of the deployed commit, or the release version"
@@ -108,13 +108,14 @@ ENV_TABLE = Table(
             {
                 "kind": _s(
                     "queue library: bullmq, rq, celery, redis-streams (Redis); celery-amqp (Celery on RabbitMQ); "
-                    "procrastinate (PostgreSQL); or a `relnb.queue_inspectors` plug-in",
+                    "procrastinate (PostgreSQL); sqs (Amazon SQS); or a `relnb.queue_inspectors` plug-in",
                     "bullmq",
                 ),
-                "url_env": _s("env var with the queue broker's URL (amqp://, postgresql://, redis://); default: redis_url_env"),
+                "url_env": _s("env var with the queue broker's URL (amqp://, postgresql://, redis://, an SQS endpoint or sqs://REGION); default: redis_url_env"),
                 "dlq": _s(
                     "dead-letter queue of each queue ({queue} = its name): a RabbitMQ queue for celery-amqp, "
-                    "a Redis key for celery and redis-streams; bullmq, rq and procrastinate keep their own",
+                    "a Redis key for celery and redis-streams; bullmq, rq and procrastinate keep their own, "
+                    "sqs reads the queue's RedrivePolicy",
                     "",
                 ),
                 "names": _l("queue names", ["extraction"]),
@@ -172,6 +173,18 @@ ENV_TABLE = Table(
                 "password_env": _s("env var with the registry password/token"),
             }
         ),
+        "package_index": Table(
+            {
+                "requirements": _s(
+                    "E1 for an app installed from a package index (no image): the requirements file whose"
+                    " `==` pins, read at the previous release's tag, must still be installable"
+                ),
+                "url": _s("Simple API base URL of the index the app installs from", "https://pypi.org/simple"),
+                "packages": _l("the pins to look up (default: every pin in the file)"),
+                "username_env": _s("env var with the index user"),
+                "password_env": _s("env var with the index password/token"),
+            }
+        ),
         "oidc": Table(
             {
                 "issuer": _s("OIDC issuer URL (Keycloak realm URL)"),
@@ -216,6 +229,10 @@ ENV_TABLE = Table(
         "secrets": Table(
             {
                 "required": _l("names of secrets that must exist in this environment (C4)"),
+                "public": _l(
+                    "names in required whose values are settings, not secrets (a queue name, a list of origins):"
+                    " checked present like the others, never registered for redaction"
+                ),
                 "dotenv": _s("dotenv file holding this environment's secrets (C4, B4)"),
                 "source": _s(
                     "where the required secrets live (C4, B4); env is relnb's own process environment, not"
@@ -317,6 +334,22 @@ SCHEMA = Table(
                     "`alembic upgrade {range} --sql`; django: `{app}` and `{migration}`, e.g. "
                     "`python manage.py sqlmigrate {app} {migration}`); default: that command with the "
                     "alembic or python found on PATH"
+                ),
+                "migrations_online_command": _s(
+                    "alembic only: an online upgrade command C3 runs against a scratch copy of production's schema"
+                    " (through relnb's wire-protocol proxy, which records the SQL it sends) when `--sql` cannot render"
+                    " a revision (one that calls op.get_bind()); `{revision}` is the release's head, `{database_url}` a"
+                    " postgresql:// URL to the scratch database, e.g. `alembic -x db={database_url} upgrade {revision}`."
+                    " The command must take its URL from there (or migrations_online_url_env), never from production"
+                ),
+                "migrations_online_url_env": _s(
+                    "env var the online command finds the scratch database URL in (e.g. `SQLALCHEMY_DATABASE_URI`);"
+                    " production's and the shadow server's URL variables and PG* are removed from its environment"
+                ),
+                "migrations_online": _s(
+                    "when C3 captures alembic SQL online: `fallback` (when offline `--sql` fails) or `always`",
+                    "fallback",
+                    choices=("fallback", "always"),
                 ),
                 "migrations_multi_statement": _b(
                     "golang-migrate's x-multi-statement: statements are sent one by one (C3 models no implicit "

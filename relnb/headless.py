@@ -27,6 +27,7 @@ from .eventtext import describe_event
 from .gates import get_gate
 from .identity import Identity, require_email, whoami
 from .journal import JOURNAL_NAME, ensure_unlocked, tail_events
+from .notebook_cache import refresh_header_cache
 from .redact import scrub
 from .release import Release, read_state, release_dir
 from .runcontext import (
@@ -301,6 +302,7 @@ def run_notebook(
     for gid in sorted(g for g in set(opts.waivers) - waived if not state.result(g).status.is_failure):
         emit(f"relnb run: --waive {gid} not used: {gid} is {state.result(gid).status} (only a failed, "
              "inconclusive or interrupted gate is waived)")
+    refresh_header_cache(rid, config=config, notebook=nb, note=emit, state=state)  # what marimo edit shows on open
     if opts.junit:
         from .junit import write_junit
 

@@ -106,6 +106,7 @@ class Release(Effects):
                 fix="open it instead, or pick another --id",
             )
         config.register_available_secrets()  # the first event is scrubbed like every other
+        from .metrics.svgchart import CHART_STYLE
         writer = JournalWriter.open(directory, create=True)
         repo = config.repo_path()
         who = Identity.parse(author) if author else whoami()
@@ -127,6 +128,8 @@ class Release(Effects):
                 # [gates] titles names them), fixed like its SHA: a later relnb that renames a
                 # gate does not change what an archived record says
                 "titles": {g.id: own.get(g.id, g.title) for g in GATES},
+                # how its charts are drawn, fixed the same way (relnb.metrics.svgchart.chart_style)
+                "chart_style": CHART_STYLE,
             },
         )
         return cls(rid, writer, config)

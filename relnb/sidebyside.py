@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .gates import GATES, Kind, get_gate
+from .pyast import import_parsers_early
 from .results import GateResult
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class SideBySide:
         return out
 
     def start_ready(self, section: str, *, besides: str) -> None:
+        import_parsers_early()
         with self._lock:
             for gid in self.ready(section):
                 if gid == besides:

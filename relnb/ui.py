@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import RelnbError
 from .gates import Kind, get_gate
 from .identity import Identity, whoami
+from .notebook_cache import header_line
 from .results import GateResult, Status
 
 if TYPE_CHECKING:
@@ -348,12 +349,7 @@ def summary(release: Release, tick: Any = None) -> Any:
     """The header: where the release stands, folded from the journal each time it is shown (the
     ticker re-runs it in marimo, so it follows the gates as they settle)."""
     table = release.status()
-    counts = table.counts()
-    order = ("passed", "waived", "skipped", "failed", "inconclusive", "interrupted", "pending")
-    parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
-    verdict = release.state.verdict()
-    sealed = " · sealed" if _sealed(release) else ""
-    line = f"Release {release.id}: {verdict}{sealed} — " + ", ".join(parts)
+    line = header_line(release.id, release.state, sealed=_sealed(release))
     if not in_marimo():
         return _Line(line)
     import marimo as mo

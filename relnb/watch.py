@@ -307,10 +307,13 @@ def staging_soak(ctx: GateContext) -> Outcome:
 def figures(release: Any, gate_id: str) -> tuple[str, ...]:
     """The gate's charts of its recorded samples, with its rules' limits and breaches: the same
     renderer and the same picture as the sealed archive shows (relnb.metrics.svgchart)."""
-    from .metrics.svgchart import sample_rows, window_figures
+    from .metrics.svgchart import chart_style, sample_rows, window_figures
 
     try:
-        return window_figures(sample_rows(release.journal.events), gate_id, release.result(gate_id).evidence)
+        return window_figures(
+            sample_rows(release.journal.events), gate_id, release.result(gate_id).evidence,
+            chart_style(release.info),
+        )
     except Exception as exc:  # a chart must never hide the verdict
         return (f"<p>chart unavailable: {type(exc).__name__}</p>",)
 

@@ -2,6 +2,11 @@
 
 The release checks read real git (tags, diffs, files at a SHA), so the demo gives them a real
 repository. Dates and author are fixed, so the same faults give the same SHAs on every run.
+The history up to the `v1.0.0` tag is dated 2024 whatever `now` says; with `now`, the commits
+since the tag (the release being made) are dated in the four days before it, in their order, so
+the review's lead time for changes (commit → running in production) is the few days a release
+lead would expect rather than the two years since the fixed dates. The demo passes the run's
+clock: its SHAs from the signing-keys commit on already differ per run.
 Since the tag, `main` adds the `/analytics/summary` endpoint (documented in openapi.yaml), one new
 migration and a fix. A variant (a fault of the release itself, see app_repo/history.toml) commits
 other files in the release's commit: `unsafe-migration` rewrites the big `documents` table,
@@ -22,6 +27,7 @@ import subprocess
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 # docflow's repository as real files, commit by commit (app_repo/history.toml says in what order)
@@ -109,10 +115,19 @@ def _write(repo: Path, files: dict[str, str]) -> None:
             p.chmod(p.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
-def _commit(repo: Path, message: str, day: int, files: dict[str, str]) -> str:
+def _fixed_date(day: int) -> str:
+    return f"2024-{1 + day // 28:02d}-{1 + day % 28:02d}T10:00:00+00:00"
+
+
+def _release_date(day: int, last_day: int, now: datetime) -> str:
+    """A commit of the release, dated before `now` by 1.2 h per history day it is before the
+    last one, plus 2 h: in order, the newest two hours old, the oldest four days."""
+    return (now - timedelta(hours=2 + 1.2 * (last_day - day))).replace(microsecond=0).isoformat()
+
+
+def _commit(repo: Path, message: str, when: str, files: dict[str, str]) -> str:
     _write(repo, files)
     _git(repo, "add", "-A")
-    when = f"2024-{1 + day // 28:02d}-{1 + day % 28:02d}T10:00:00+00:00"
     name, email = _AUTHOR
     env = {
         "GIT_AUTHOR_NAME": name,
@@ -138,11 +153,13 @@ def create_repo(
     unsafe_migration: bool = False,
     variants: Iterable[str] = (),
     allowed_signers: str | None = None,
+    now: datetime | None = None,
 ) -> DemoRepo:
     """Write the repository into `path` (created; must be empty or absent) and return its facts.
 
     `variants` name the faults committed in the release (`unsafe_migration=True` is the
-    unsafe-migration variant); a commit listing one of them commits its files too.
+    unsafe-migration variant); a commit listing one of them commits its files too. With `now`,
+    the release's commits (those after the v1.0.0 tag) are dated in the days before it.
     """
     chosen = set(variants) | ({"unsafe-migration"} if unsafe_migration else set())
     unknown = chosen - variant_names()
@@ -155,6 +172,7 @@ def create_repo(
     _git(repo, "init", "-q", "-b", "main")
     history = tomllib.loads((APP_REPO / "history.toml").read_text())["commit"]
     previous_sha = head_sha = ""
+    last_day = max(c["day"] for c in history)
     for c in history:
         if c.get("allowed_signers"):
             if allowed_signers is None:
@@ -165,7 +183,10 @@ def create_repo(
             for variant in c.get("variants", ()):
                 if variant in chosen:
                     files.update(_files(APP_REPO / variant))
-        head_sha = _commit(repo, c["message"], c["day"], files)
+        when = _fixed_date(c["day"])
+        if now is not None and previous_sha:  # after the tag: the release being made
+            when = _release_date(c["day"], last_day, now)
+        head_sha = _commit(repo, c["message"], when, files)
         if c.get("release") == PREVIOUS_VERSION:
             previous_sha = head_sha
             _git(

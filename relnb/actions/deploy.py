@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..redact import Secret, scrub
 from ..results import Outcome, Status
+from ..tls import http_client
 from .command import run_command
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def deploy_coolify(
     ev: dict[str, Any] = {"provider": "coolify", "api": scrub(base), "target": params}
     headers = {"Authorization": f"Bearer {token.reveal()}", "Accept": "application/json"}
     t0 = time.monotonic()
-    with httpx.Client(timeout=request_timeout_s, headers=headers) as client:
+    with http_client(timeout=request_timeout_s, headers=headers) as client:
         try:
             resp = client.post(f"{base}/deploy", params=params)
         except httpx.HTTPError as exc:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..identity import Identity
+from ..pyast import parse as parse_python
 from ..results import Outcome
 
 if TYPE_CHECKING:
@@ -169,7 +170,7 @@ def test_exists(repo: Path, ref: str) -> tuple[bool, str]:
             f"{', '.join(missing)} not found in {path_part}" if missing else "found",
         )
     try:
-        tree: ast.AST = ast.parse(text)
+        tree: ast.AST = parse_python(text)
     except SyntaxError as exc:
         return False, f"{path_part} does not parse: {exc.msg} (line {exc.lineno})"
     scope = tree

@@ -69,6 +69,7 @@ def build_summary(
     """Everything review needs about one release, derived from its journal (and its commits)."""
     table = state.table()
     failures: dict[str, int] = {}
+    failed: dict[str, int] = {}  # the attempts that found a fault (not "could not tell")
     attempts: dict[str, int] = {}
     for ev in events:
         if ev.type in ("gate-finished", "action-finished") and ev.payload.get("gate") in GATE_IDS:
@@ -76,6 +77,8 @@ def build_summary(
             attempts[gid] = attempts.get(gid, 0) + 1
             if ev.payload.get("status") in ("failed", "inconclusive", "interrupted"):
                 failures[gid] = failures.get(gid, 0) + 1
+            if ev.payload.get("status") == "failed":
+                failed[gid] = failed.get(gid, 0) + 1
     incidents = incidents_from_events(events)
     c = state.created
     return {
@@ -93,6 +96,7 @@ def build_summary(
         "gate_summaries": {r.gate_id: r.summary for r in table.rows},
         "gate_attempts": attempts,
         "gate_failures": failures,
+        "gate_failed_attempts": failed,
         "incidents": [
             {
                 k: i.to_dict()[k]

@@ -17,7 +17,7 @@ from typing import Any
 from ..eventtext import describe_event
 from ..gates import GATE_IDS, SECTIONS, get_gate
 from ..journal import JOURNAL_NAME, Event, read_events
-from ..metrics.svgchart import Chart, charts_from_samples, sample_rows, window_figures
+from ..metrics.svgchart import Chart, chart_style, charts_from_samples, sample_rows, window_figures
 from ..results import SYMBOLS, GateResult, StatusTable
 from ..state import ReleaseState, fold
 from .files import CHANGELOG
@@ -64,6 +64,8 @@ class ArchiveView:
         created = self.events[0].payload if self.events else {}
         self.release_id = str(created.get("release_id") or self.directory.resolve().name)
         self.state: ReleaseState = fold(self.release_id, self.events)
+        # the style the release was created with draws its charts (none recorded: style 1)
+        self.chart_style = chart_style(self.state.created)
         self._samples: list[dict[str, Any]] | None = None
 
     @property
@@ -78,7 +80,9 @@ class ArchiveView:
     def result(self, gate_id: str) -> GateResult:
         gid = get_gate(gate_id).id
         res = self.state.result(gid)
-        figures = window_figures(self.samples(), gid, res.evidence if self.marks else None)
+        figures = window_figures(
+            self.samples(), gid, res.evidence if self.marks else None, self.chart_style
+        )
         return res.with_(figures=figures) if figures else res
 
     def section(self, letter: str) -> StatusTable:
@@ -99,7 +103,7 @@ class ArchiveView:
         return incidents_from_events(self.events)
 
     def charts(self) -> list[Chart]:
-        return charts_from_samples(self.samples())
+        return charts_from_samples(self.samples(), style=self.chart_style)
 
     def timeline(self) -> Timeline:
         return Timeline(self.events)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import RelnbError, UsageError
 from ..identity import whoami
 from ..journal import JournalWriter, utcnow
+from ..notebook_cache import refresh_header_cache
 from ..redact import REDACTOR, find_token_shapes
 from ..state import fold
 from . import files as F
@@ -199,7 +200,9 @@ def archive_release(
             )
         _refuse_unfinished(fold(release_id, writer.events))
         _refuse_unsignable_seal(config)
-        return _archive(writer, directory, config, write_junit)
+        result = _archive(writer, directory, config, write_junit)
+        refresh_header_cache(release_id, config=config)  # the live notebook opens saying "sealed"
+        return result
     finally:
         # Close only a writer this call opened: the notebook's own release keeps its writer.
         if opened_here:

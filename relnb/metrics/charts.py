@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .rules import Rule
-from .samples import FRACTION_METRICS, Sample, as_sample, iso
+from .samples import Sample, as_sample, is_fraction, iso
 
 if TYPE_CHECKING:
     import altair as alt
@@ -76,7 +76,7 @@ class Downsampler:
 
 
 def _axis_format(metric: str) -> str:
-    return ".1%" if metric in FRACTION_METRICS else "~s"
+    return ".1%" if is_fraction(metric) else "~s"
 
 
 def _in_breach(ts: float, breaches: Sequence[Mapping[str, Any]], metric: str) -> bool:
@@ -125,7 +125,7 @@ def metric_chart(
     # says ms too; the data stays in seconds so the rules' limit lines sit on the same scale.
     if metric.startswith("latency"):
         y_axis, unit = alt.Axis(labelExpr="format(datum.value * 1000, '~r')"), " (ms)"
-    elif metric in FRACTION_METRICS:
+    elif is_fraction(metric):
         y_axis, unit = alt.Axis(format=_axis_format(metric)), " (%)"
     else:
         y_axis, unit = alt.Axis(format=_axis_format(metric)), ""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..redact import scrub
+from ..tls import http_client
 from .samples import (
     DLQ_DEPTH,
     ERROR_RATE,
@@ -90,9 +91,7 @@ class PrometheusSource:
 
     def _http(self) -> Any:
         if self._client is None:
-            import httpx
-
-            self._client = httpx.Client(
+            self._client = http_client(
                 timeout=self.timeout_s, headers=self._headers, transport=self.transport
             )
         return self._client

@@ -43,11 +43,16 @@ def clean_value(value: Any) -> tuple[float | None, bool]:
     return number, False
 
 
+def is_fraction(metric: str) -> bool:
+    """A metric recorded as a fraction of 1 and shown in % (text and charts alike)."""
+    return metric in FRACTION_METRICS or metric.endswith(("_ratio", "_fraction"))
+
+
 def fmt_value(metric: str, value: float | None) -> str:
     """Human units for status lines and summaries (fractions as %, latency in ms)."""
     if value is None:
         return "—"
-    if metric in FRACTION_METRICS or metric.endswith("_ratio") or metric.endswith("_fraction"):
+    if is_fraction(metric):
         return f"{value * 100:.2f}%"
     if metric.startswith("latency"):
         return f"{value * 1000:.0f} ms"

@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "relnb.checklist",
         "relnb.watch",
         "relnb.template",
+        "relnb.notebook_cache",
         "relnb.junit",
     ),
     # gatecontext: what a gate's provider gets; the providers sit next to their checks
@@ -47,6 +48,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "relnb.git",
         "relnb.plugins",
         "relnb.eventtext",
+        "relnb.pyast",
+        "relnb.tls",
         "relnb._version",
     ),
 )

@@ -15,5 +15,6 @@ def test_ci_runs_the_test_command_in_a_new_users_environment():
     """Issue 19 item 0: a variable of the build machine (PYTHONDONTWRITEBYTECODE, a git identity in
     HOME) hid failures a new user meets; CI passes only PATH, a new HOME and CI."""
     ci = (ROOT / ".ci" / "run").read_text()
-    assert 'exec env -i PATH="$PATH" HOME="$home" CI="${CI:-true}" bash -c "$readme_command"' in ci
+    assert '\nenv -i PATH="$PATH" HOME="$home" CI="${CI:-true}" bash -c "$readme_command" </dev/null || rc=$?' in ci
     assert 'home="$(mktemp -d' in ci
+    assert ci.rstrip().endswith('exit "$rc"'), "the test command's exit status must be .ci/run's"

@@ -9,7 +9,6 @@ lead opens the notebook.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
@@ -21,7 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from ..conftest import USER_CACHE
+from . import hosts
+from .hosts import run
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "netbox"
 PREVIOUS, RELEASE = "4.7.0", "4.7.1"
@@ -34,33 +34,12 @@ MIGRATIONS_ADDED = {
 
 
 def cache_dir() -> Path:
-    d = USER_CACHE / "relnb-tests" / "netbox"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return hosts.cache_dir("netbox")
 
 
 def python312() -> str | None:
-    """An interpreter NetBox 4.7 accepts (>= 3.12): on PATH, else one of pyenv's. Each is run once,
-    since a pyenv shim on PATH can exist for a version that is not selected."""
-    found = [shutil.which(n) for n in ("python3.12", "python3.13")]
-    for root in (Path.home() / ".pyenv" / "versions", Path("/root/.pyenv/versions")):
-        found += [str(p) for p in sorted(root.glob("3.1[23]*/bin/python3"))]
-    for cand in filter(None, found):
-        ok = subprocess.run([cand, "-c", "import sys, venv; assert sys.version_info >= (3, 12)"],
-                            capture_output=True, timeout=60)
-        if ok.returncode == 0:
-            return cand
-    return None
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "w") as fd:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+    """An interpreter NetBox 4.7 accepts (>= 3.12)."""
+    return hosts.find_python(("python3.12", "python3.13"), "3.1[23]*", "sys.version_info >= (3, 12)")
 
 
 def netbox_venv(python: str, version: str) -> Path:
@@ -68,22 +47,13 @@ def netbox_venv(python: str, version: str) -> Path:
     it is built in place under a lock and marked complete last)."""
     venv = cache_dir() / f"venv-{version}"
     done = venv / ".relnb-complete"
-    with _locked(cache_dir() / f"venv-{version}.lock"):
+    with hosts.locked(cache_dir() / f"venv-{version}.lock"):
         if not done.exists():
             shutil.rmtree(venv, ignore_errors=True)
             run([python, "-m", "venv", str(venv)], timeout=300)
             run([str(venv / "bin" / "pip"), "install", "-q", f"netbox=={version}"], timeout=1800)
             done.write_text(version)
     return venv
-
-
-def run(cmd: list[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-        timeout: float = 900) -> str:
-    out = subprocess.run(cmd, env=dict(env) if env else None, cwd=cwd, capture_output=True,
-                         text=True, timeout=timeout)
-    if out.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])} exited {out.returncode}:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
-    return out.stdout
 
 
 def netbox_env(root: Path, database_url: str, redis_url: str, secret_key: str, pepper: str,

@@ -285,3 +285,15 @@ def test_marimo_display_replaces_the_cell_output_in_a_marimo_kernel(tmp_path):
     html = "".join(shown[-1]["data"]["text/html"])
     assert "relnb-window-status" in html and "passed" in html  # the final replaced output
     assert "application/vnd.vegalite.v6+json" in html  # the chart, rendered by marimo's frontend
+
+
+def test_a_teams_ratio_metric_is_plotted_in_percent_like_its_text():
+    """The text said "4.00%" for a team's `cache_miss_ratio` (samples.is_fraction) while the live
+    chart plotted 0.04 with no unit: both follow is_fraction now."""
+    from relnb.metrics.charts import metric_chart
+
+    spec = metric_chart("cache_miss_ratio", [Rule("cache_miss_ratio", max=0.2)]).to_dict()
+    y = next(_encodings(spec, "y"))
+    assert y["title"] == "cache_miss_ratio (%)" and y["axis"]["format"] == ".1%", y
+    plain = next(_encodings(metric_chart("queue_depth", []).to_dict(), "y"))
+    assert plain["title"] == "queue_depth" and plain["axis"]["format"] == "~s", plain

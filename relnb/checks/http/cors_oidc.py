@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from ...redact import scrub
 from ...results import Outcome
+from ...tls import http_client
 
 if TYPE_CHECKING:
     import httpx
@@ -269,7 +270,7 @@ def check_cors_and_redirects(
     ev: dict[str, Any] = {"api_url": url, "issuer": issuer, "client_id": client_id}
     cors: list[dict[str, Any]] = []
     redirects: list[dict[str, Any]] = []
-    with httpx.Client(timeout=timeout_s, follow_redirects=False) as http:
+    with http_client(timeout=timeout_s, follow_redirects=False) as http:
         for fe in frontends:
             origin = fe["origin"].rstrip("/")
             res = preflight(

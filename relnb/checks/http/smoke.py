@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 from ...redact import Secret, scrub
 from ...results import Outcome
+from ...tls import async_http_client
 
 if TYPE_CHECKING:
     import httpx
@@ -344,23 +345,23 @@ async def run_flows_async(
     selected = _resolve(flows)
     if flow_timeout_s is None:
         flow_timeout_s = ctx.poll_deadline_s + 6 * ctx.request_timeout_s
-    limits = httpx.Limits(max_connections=max(10, 4 * len(selected)))
+    async def one(name: str, flow: Flow) -> dict[str, Any]:
+        # a client, so a cookie jar, per flow: a flow that signs in (a session cookie, a CSRF
+        # token tied to it) must not change what another flow running beside it sends
+        async with async_http_client(
+            base_url=ctx.base_url.rstrip("/"),
+            timeout=ctx.request_timeout_s,
+            limits=httpx.Limits(max_connections=10),
+            transport=transport,
+            follow_redirects=False,
+        ) as client:
+            return await _run_one(name, flow, ctx, client, flow_timeout_s)
+
     t0 = time.perf_counter()
-    async with httpx.AsyncClient(
-        base_url=ctx.base_url.rstrip("/"),
-        timeout=ctx.request_timeout_s,
-        limits=limits,
-        transport=transport,
-        follow_redirects=False,
-    ) as client:
-        if concurrent:
-            records = list(
-                await asyncio.gather(
-                    *(_run_one(n, f, ctx, client, flow_timeout_s) for n, f in selected)
-                )
-            )
-        else:
-            records = [await _run_one(n, f, ctx, client, flow_timeout_s) for n, f in selected]
+    if concurrent:
+        records = list(await asyncio.gather(*(one(n, f) for n, f in selected)))
+    else:
+        records = [await one(n, f) for n, f in selected]
     wall_ms = round((time.perf_counter() - t0) * 1000, 1)
     return _verdict(ctx.base_url, records, wall_ms, concurrent)
 

@@ -31,6 +31,7 @@ from typing import Any
 from ...errors import ConfigError
 from ...redact import scrub
 from ...results import Outcome
+from ...tls import http_client
 
 _SHA = re.compile(r"^[0-9a-f]{7,40}$")
 _MIN_SHORT_SHA = 7
@@ -257,8 +258,12 @@ def _observe(
         return _from_text(raw, src, f"header {src.header}", received)
     if src.kind == "text":
         kind = resp.headers.get("content-type", "")
-        if "html" in kind.lower() or resp.text.lstrip().startswith("<"):
-            return {"problem": "an HTML page, not a version", "body": scrub(resp.text[:200])}
+        # an HTML page (an error page may echo the SHA it was asked about) is read only where
+        # version_pattern says where in the page the version stands, as in an app that shows it
+        # in its own pages only
+        if not src.pattern and ("html" in kind.lower() or resp.text.lstrip().startswith("<")):
+            return {"problem": "an HTML page, not a version (set version_pattern to read one from the page)",
+                    "body": scrub(resp.text[:200])}
         return _from_text(resp.text, src, "body", received)
     return _observe_json(resp, src.fields, expected, tags, received)
 
@@ -386,8 +391,6 @@ def check_version(
     without it, `path` and `field` make a JSON source. `tags` also accepts an exact tag (a deploy
     by image tag); `gate` and `fix` word the progress lines and the failure for the step that asks.
     """
-    import httpx
-
     fields = [field] if isinstance(field, str) else list(field)
     src = source if source is not None else VersionSource("json", path, tuple(fields), where="check_version")
     if src.kind == "json":
@@ -402,7 +405,7 @@ def check_version(
     history: list[dict[str, Any]] = []  # distinct observations, in order
     last: dict[str, Any] = {}
     other_ts: float | None = None  # the last answer that showed another version
-    with httpx.Client(
+    with http_client(
         timeout=request_timeout_s, headers=dict(headers or {}), follow_redirects=True
     ) as client:
         while True:

@@ -258,6 +258,11 @@ def migration_safety(ctx: GateContext) -> Outcome:
         golang_multi_statement=bool(project.get("migrations_multi_statement")),
         expand_contract=_expand_contract_plan(ctx),
         large_rows=int(project["large_table_rows"]),
+        online_command=project.get("migrations_online_command") or None,
+        online_url_env=project.get("migrations_online_url_env") or None,
+        online_always=project.get("migrations_online") == "always",
+        # the command never sees production's URL variable (nor PG*): it gets the scratch URL only
+        drop_env=[v for v in [ctx.env("production")["database_url_env"], project["shadow_database_url_env"]] if v],
     )
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...pyast import parse as parse_python
+
 
 def prisma_checksum(script: str | bytes) -> str:
     data = script.encode() if isinstance(script, str) else script
@@ -82,7 +84,7 @@ def _alembic_disk(d: Path) -> list[DiskMigration]:
     out = []
     for f in sorted(versions.glob("*.py")):
         try:
-            tree = ast.parse(f.read_text(encoding="utf-8"))
+            tree = parse_python(f.read_text(encoding="utf-8"))
         except SyntaxError:
             continue
         found, rev = py_assign(tree, "revision")
@@ -113,7 +115,7 @@ def _django_disk(d: Path) -> list[DiskMigration]:
         # An unparsable file still counts as a migration on disk (Django would refuse to load it,
         # and the ledger comparison then shows it unapplied); only its squash links are unknown.
         with suppress(SyntaxError, ValueError):
-            tree = ast.parse(f.read_text(encoding="utf-8"))
+            tree = parse_python(f.read_text(encoding="utf-8"))
             for node in ast.walk(tree):
                 if isinstance(node, ast.ClassDef) and node.name == "Migration":
                     found, val = py_assign(ast.Module(body=node.body, type_ignores=[]), "replaces")

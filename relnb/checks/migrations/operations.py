@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ...pyast import parse as parse_python
 from .sqlrisk import SqlParseError, destructive_changes, parse_statements
 
 
@@ -269,7 +270,7 @@ def _read_sql_arg(r: Reading, op: str, node: ast.expr | None, env: dict[str, ast
 
 def _parse(text: str, what: str) -> ast.Module:
     try:
-        return ast.parse(text)
+        return parse_python(text)
     except SyntaxError as exc:
         raise Unreadable(f"{what}: SyntaxError line {exc.lineno}: {exc.msg}") from exc
 
@@ -409,7 +410,7 @@ def previous_field(
         yield from reversed(own)
         for text in reversed(earlier()):
             try:
-                tree = ast.parse(text)
+                tree = parse_python(text)
             except SyntaxError:
                 continue
             yield from reversed(_field_defs(tree))

@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...redact import scrub
 from ...results import Outcome
 from .included import discover_migrations
 from .safety import judge_migrations
@@ -27,6 +28,7 @@ from .toolsql import (
     DJANGO_COMMAND,
     RenderedMigration,
     RenderError,
+    alembic_range,
     find_upwards,
     render_alembic,
     render_django,
@@ -128,13 +130,21 @@ def check_release_safety(
     large_bytes: int | None = DEFAULT_LARGE_BYTES,
     allow: Sequence[str] = (),
     use_squawk: bool = True,
+    online_command: str | None = None,
+    online_url_env: str | None = None,
+    online_always: bool = False,
+    drop_env: Sequence[str] = (),
 ) -> Outcome:
     """C3 on the migrations `rs` names (changeset.release_migrations / installed_migrations).
 
     `command` renders alembic/django SQL in the app's environment (defaults: `alembic upgrade
     {range} --sql`, `python manage.py sqlmigrate {app} {migration}`). The shadow gets production's
     schema when `production_url` is given, else the earlier migrations (alembic: rendered base→from;
-    django: needs production)."""
+    django: needs production).
+
+    alembic: `online_command` (an online `alembic upgrade {revision}`, the URL in `{database_url}`
+    and/or the `online_url_env` variable) captures the SQL on the wire (wirecapture.py) on a scratch
+    copy of production's schema when offline rendering fails, or always with `online_always`."""
     kind = rs.kind
     repo_p = Path(repo).resolve()
     mdir = Path(migrations_dir)
@@ -150,6 +160,24 @@ def check_release_safety(
     pairs = [(m.name, m.path) for m in rs.migrations]
     opts = options or tool_options(kind, repo_p, mdir, pairs, golang_multi_statement)
     earlier: list[tuple[str, str]] | None = None
+
+    def judge(rendered: list[RenderedMigration], earlier: list[tuple[str, str]] | None) -> Outcome:
+        return judge_migrations(
+            rendered,
+            admin_url,
+            tool=kind,
+            evidence=ev,
+            earlier_sql=earlier,
+            schema_from_production=earlier is None,
+            production_url=production_url,
+            large_rows=large_rows,
+            large_bytes=large_bytes,
+            allow=allow,
+            use_squawk=use_squawk,
+            options=opts,
+            expand_contract=expand_contract,
+        )
+
     try:
         if kind in _LAYOUT:
             rendered = sql_files(pairs, repo_p, sha)
@@ -164,7 +192,16 @@ def check_release_safety(
                 return Outcome.inconclusive(f"no alembic.ini in {mdir} or above it (up to {repo_p}): relnb runs"
                                             " `alembic upgrade --sql` where it lives", **ev)
             revs = [(m.name, m.path, m.reading.extra.get("down_revision")) for m in rs.migrations]
-            rendered, rev = render_alembic(revs, cwd, command or ALEMBIC_COMMAND)
+            if online_command and online_always:
+                return _alembic_online(revs, cwd, online_command, online_url_env, drop_env, admin_url, production_url,
+                                       ev, None, judge)
+            try:
+                rendered, rev = render_alembic(revs, cwd, command or ALEMBIC_COMMAND)
+            except RenderError as exc:
+                if not online_command:
+                    raise
+                return _alembic_online(revs, cwd, online_command, online_url_env, drop_env, admin_url, production_url,
+                                       ev, str(exc), judge)
             ev["rendering"] = rev
             if not production_url:
                 earlier = [(f"base→{rev['from']}", run_tool(command or ALEMBIC_COMMAND, cwd, range=rev["from"]))] \
@@ -184,21 +221,56 @@ def check_release_safety(
                 )
     except RenderError as exc:
         return Outcome.inconclusive(f"cannot render the {kind} SQL of this release's migrations: {exc}", **ev)
-    return judge_migrations(
-        rendered,
-        admin_url,
-        tool=kind,
-        evidence=ev,
-        earlier_sql=earlier,
-        schema_from_production=earlier is None,
-        production_url=production_url,
-        large_rows=large_rows,
-        large_bytes=large_bytes,
-        allow=allow,
-        use_squawk=use_squawk,
-        options=opts,
-        expand_contract=expand_contract,
-    )
+    return judge(rendered, earlier)
+
+
+def _alembic_online(
+    revs: list[tuple[str, str, Any]],
+    cwd: Path,
+    command: str,
+    url_env: str | None,
+    drop_env: Sequence[str],
+    admin_url: str,
+    production_url: str | None,
+    ev: dict[str, Any],
+    offline_error: str | None,
+    judge: Callable[[list[RenderedMigration], list[tuple[str, str]] | None], Outcome],
+) -> Outcome:
+    """C3 on the SQL the online upgrade really sent (wirecapture.py), judged on a fresh shadow."""
+    from .wirecapture import CaptureError, capture_alembic, shown_command
+
+    if offline_error:
+        ev["offline_rendering"] = offline_error
+    try:
+        start, head = alembic_range([(r, d) for r, _, d in revs])
+    except RenderError as exc:
+        return Outcome.inconclusive(f"cannot capture the alembic SQL online: {exc}", **ev)
+    shown = shown_command(command, head)
+    if not production_url:
+        return Outcome.inconclusive(
+            f"capturing the alembic SQL online (`{shown}`) needs a scratch copy of production's schema: set"
+            " environments.production.database_url_env", **ev)
+    try:
+        parts, cev = capture_alembic([r for r, _, _ in revs], start, head, str(cwd), command, admin_url,
+                                     production_url, url_env=url_env, drop_env=drop_env)
+    except CaptureError as exc:
+        return Outcome.inconclusive(f"cannot capture the alembic SQL online: {exc}", **ev)
+    ev["rendering"] = {**cev, "rendered_by": f"`{shown}` (online capture)", "range": f"{start}:{head}" if start else head}
+    unread = [(r, s) for r, _, _ in revs for s in parts[r].unreadable]
+    if unread:
+        ev["unreadable"] = [{"revision": r, "statement": scrub(s)[:200]} for r, s in unread]
+        r, s = unread[0]
+        more = f" (+{len(unread) - 1} more)" if len(unread) > 1 else ""
+        return Outcome.inconclusive(
+            f"{r}: a statement with server-side bound parameters cannot be replayed exactly:"
+            f" {scrub(' '.join(s.split()))[:120]}{more}", **ev)
+    by_rev = {r: p for r, p, _ in revs}
+    rendered = [
+        RenderedMigration(r, by_rev.get(r, r), ";\n".join(parts[r].statements) + ";\n",
+                          f"`{shown}` captured online on a scratch copy", captured=True)
+        for r, _, _ in revs
+    ]
+    return judge(rendered, None)
 
 
 def _flyway_order(rendered: list[RenderedMigration]) -> list[RenderedMigration]:

@@ -578,7 +578,8 @@ def judge_migrations(
                                 f" shadow database: {scrub(str(exc)).splitlines()[0]}",
                                 **ev,
                             )
-                run = build_model(tool, numbered, opts, pg_major)
+                captured = any(getattr(m, "captured", False) for m in pend)
+                run = build_model(tool, numbered, opts, pg_major, captured)
                 run.refused.update(refused or {})
                 ev["transaction_model"] = run.model
                 ev["tool_options"] = opts.to_dict()

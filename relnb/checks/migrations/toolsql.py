@@ -47,6 +47,7 @@ class RenderedMigration:
     sql: str
     rendered_by: str
     opaque: tuple[str, ...] = field(default=())  # operations whose SQL cannot be seen (Django RunPython)
+    captured: bool = False  # sent by the tool to a server (wirecapture.py), not rendered offline
 
 
 def run_tool(template: str, cwd: str | Path, timeout_s: float = 180, **fields: str) -> str:

@@ -145,13 +145,15 @@ def build_model(
     migrations: Sequence[tuple[str, str, Sequence[Statement]]],
     options: ToolOptions | None = None,
     pg_major: int = 16,
+    captured: bool = False,
 ) -> RunModel:
-    """The run's blocks for `migrations` ((name, sql, statements) in apply order)."""
+    """The run's blocks for `migrations` ((name, sql, statements) in apply order); `captured`: the
+    SQL is what the tool sent to a server, BEGIN/COMMIT included, not an offline rendering."""
     o = options or ToolOptions()
     if tool in SCRIPT_KINDS:
         steps = [Step(n, s) for n, _, stmts in migrations for s in stmts]
         blocks = _script(tool, steps)
-        run = RunModel(tool, _script_model(tool, migrations, blocks), blocks)
+        run = RunModel(tool, _script_model(tool, migrations, blocks, captured), blocks)
         for n, _, _ in migrations:
             inside = {b.in_transaction for b in blocks for st in b.steps if st.migration == n}
             shared = any(b.in_transaction and len({st.migration for st in b.steps}) > 1
@@ -249,9 +251,14 @@ def _flyway(migrations: Sequence[tuple[str, str, Sequence[Statement]]], o: ToolO
     return run
 
 
-def _script_model(tool: str, migrations: Sequence[tuple[str, str, Sequence[Statement]]], blocks: Sequence[Block]) -> str:
+def _script_model(
+    tool: str, migrations: Sequence[tuple[str, str, Sequence[Statement]]], blocks: Sequence[Block], captured: bool
+) -> str:
     spans = [len({st.migration for st in b.steps}) for b in blocks if b.in_transaction]
-    rendered = "alembic upgrade --sql (offline)" if tool == "alembic" else "manage.py sqlmigrate"
+    if captured:
+        rendered = "the online upgrade sent them (captured on the wire)"
+    else:
+        rendered = ("alembic upgrade --sql (offline)" if tool == "alembic" else "manage.py sqlmigrate") + " renders them"
     if not spans:
         shape = "no transaction: each statement autocommits"
     elif tool == "alembic" and max(spans) > 1:
@@ -265,7 +272,7 @@ def _script_model(tool: str, migrations: Sequence[tuple[str, str, Sequence[State
         shape += f"; {outside} statement(s) outside any transaction" + (
             " (autocommit_block or transactional_ddl off)" if tool == "alembic" else " (atomic = False)"
         )
-    return f"{tool}: BEGIN/COMMIT as {rendered} renders them: {shape}"
+    return f"{tool}: BEGIN/COMMIT as {rendered}: {shape}"
 
 
 def reindex(migrations: Sequence[tuple[str, str, Sequence[Statement]]]) -> list[tuple[str, str, list[Statement]]]:

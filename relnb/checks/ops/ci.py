@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ...actions.command import run_process
 from ...redact import scrub
 from ...results import Outcome, last_line
+from ...tls import http_client
 
 if TYPE_CHECKING:
     import httpx
@@ -227,8 +228,6 @@ def check_ci_github(
     timeout_s: float = 15.0,
 ) -> Outcome:
     """Check runs + combined status of `sha`. `required=None` reads branch protection/rulesets."""
-    import httpx
-
     if not sha or not re.fullmatch(r"[0-9a-fA-F]{7,40}", sha):
         return Outcome.inconclusive(f"no valid release SHA to look up CI for (got {sha!r})")
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo or ""):
@@ -243,7 +242,7 @@ def check_ci_github(
         headers["Authorization"] = f"Bearer {token.reveal()}"
     token_name = token.name if token is not None else None
     evidence: dict[str, Any] = {"repo": repo, "sha": sha, "api_url": base}
-    with httpx.Client(headers=headers, timeout=timeout_s, follow_redirects=True) as client:
+    with http_client(headers=headers, timeout=timeout_s, follow_redirects=True) as client:
         gh = _GitHub(client, base, token_name)
         try:
             runs, _ = gh.paged(

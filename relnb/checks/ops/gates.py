@@ -1,8 +1,11 @@
 """Providers of the ops gates: A1 CI, A6 runbooks, B4 deploy artifacts, C2 backups, C4 secrets,
-C5 dashboards/alerts, E1 previous images: relnb.toml in, the check under relnb.checks.ops called.
+C5 dashboards/alerts, E1 previous images or packages: relnb.toml in, the check under relnb.checks.ops called.
 """
 
 from __future__ import annotations
+
+import posixpath
+from typing import Any
 
 from ...config import parse_duration
 from ...gatecontext import GateContext, not_configured
@@ -89,21 +92,65 @@ def _production_key_names(ctx: GateContext, sec: dict, templates: list[str]) -> 
 
 
 def previous_images(ctx: GateContext) -> Outcome:
+    """E1 from the registry the images live in, or the package index an installed app comes from."""
     from .registry import check_previous_tags
 
     env = ctx.env("production")
     reg = env["registry"]
+    if (not reg["url"] or not reg["repositories"]) and env["package_index"]["requirements"]:
+        return previous_packages(ctx)
     if not reg["url"] or not reg["repositories"]:
-        return not_configured("environments.production.registry", "set url and repositories (api, worker)")
+        return not_configured(
+            "environments.production.registry",
+            "set url and repositories (api, worker); an app installed from a package index sets"
+            " environments.production.package_index.requirements instead",
+        )
     tag = ctx.previous_tag()
     image_tag = tag[len(ctx.config.project["tag_prefix"]):] if tag else None
-    kwargs = {}
-    if reg["username_env"] and reg["password_env"]:
-        kwargs = {
-            "username": ctx.secret(reg["username_env"], "environments.production.registry.username_env").reveal(),
-            "password": ctx.secret(reg["password_env"], "environments.production.registry.password_env"),
-        }
-    return check_previous_tags(reg["url"], reg["repositories"], image_tag, **kwargs)
+    return check_previous_tags(reg["url"], reg["repositories"], image_tag, **_login(ctx, reg, "registry"))
+
+
+def _login(ctx: GateContext, table: dict[str, Any], name: str) -> dict[str, Any]:
+    """username/password from a production table's `username_env`/`password_env`, when both are set."""
+    if not (table["username_env"] and table["password_env"]):
+        return {}
+    where = f"environments.production.{name}"
+    return {
+        "username": ctx.secret(table["username_env"], f"{where}.username_env").reveal(),
+        "password": ctx.secret(table["password_env"], f"{where}.password_env"),
+    }
+
+
+def previous_packages(ctx: GateContext) -> Outcome:
+    from ... import git
+    from .package_index import canonical_name, check_previous_packages, includes, read_pins
+
+    idx = ctx.env("production")["package_index"]
+    where = "environments.production.package_index"
+    tag = ctx.previous_tag()
+    if not tag:
+        return Outcome.inconclusive("no previous release tag known: set project.previous_tag or create a tag")
+    path = idx["requirements"]
+    pins: dict[str, str | None] = {}
+    todo, seen = [path], set()
+    while todo:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        text = git.output(ctx.repo(), "show", f"{tag}:{name}")
+        if text is None:
+            return Outcome.inconclusive(f"{name} cannot be read at {tag}: check {where}.requirements")
+        pins |= read_pins(text)
+        base = posixpath.dirname(name)
+        todo += [posixpath.normpath(posixpath.join(base, inc)) for inc in includes(text)]
+    if idx["packages"]:
+        wanted = {name: pins.get(name) for name in (canonical_name(p) for p in idx["packages"])}
+        absent = [n for n in wanted if n not in pins]
+        if absent:
+            return Outcome.inconclusive(f"{', '.join(absent)} not in {path} at {tag}: check {where}.packages")
+        pins = wanted
+    return check_previous_packages(idx["url"], pins, previous=tag, source=path, **_login(ctx, idx, "package_index"))
 
 
 def backup_available(ctx: GateContext) -> Outcome:
@@ -125,6 +172,9 @@ def secrets_exist(ctx: GateContext) -> Outcome:
     if sec["source"] == "command" and not sec["command"]:
         return not_configured(f"{where}.command", "a command printing production's variables, e.g. `ssh prod env`")
     probes = {p["name"]: p for p in sec["probes"]}
+    stray = [n for n in sec["public"] if n not in sec["required"]]
+    if stray:
+        return not_configured(f"{where}.public", f"list only names that are in {where}.required ({', '.join(stray)} is not)")
     specs = []
     for name in sec["required"]:
         spec = {"name": name, "source": sec["source"]}
@@ -132,6 +182,8 @@ def secrets_exist(ctx: GateContext) -> Outcome:
             spec["path"] = str(ctx.config.root / (sec["dotenv"] or ".env"))
         if sec["source"] == "command":
             spec["command"] = sec["command"]
+        if name in sec["public"]:
+            spec["kind"] = "public"
         p = probes.get(name)
         if p:
             spec["kind"] = p["kind"]

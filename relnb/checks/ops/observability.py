@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from ...redact import Secret, scrub
 from ...results import Outcome
+from ...tls import http_client
 
 # How the error-tracking DSN is tested (observability.error_tracking_probe).
 DSN_PROBES = ("reachability", "none")
@@ -156,7 +157,7 @@ def _probe_dsn(info: dict[str, Any], probe: str, timeout_s: float) -> tuple[str 
     origin = info["origin"]
     try:
         # its own client: the Prometheus credentials in `headers` must not go to another host
-        with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
+        with http_client(timeout=timeout_s, follow_redirects=False) as client:
             resp = client.get(origin + "/")
     except httpx.HTTPError as exc:
         info["proved"] = "nothing: the host did not answer"
@@ -201,15 +202,13 @@ def check_observability(
     Without `alertmanager_url`, the Alertmanagers Prometheus reports sending to are asked
     directly. `dsn_probe` is one of `DSN_PROBES`; `none` leaves C5 inconclusive at best.
     """
-    import httpx
-
     if dsn_probe not in DSN_PROBES:
         raise ValueError(f"dsn_probe {dsn_probe!r} is not one of {DSN_PROBES}")
     expected_jobs = list(expected_jobs) if expected_jobs is not None else None
     expected_alerts = list(expected_alerts)
     prom = prometheus_url.rstrip("/")
     deadline = time.monotonic() + max(0.0, settle_s)
-    with httpx.Client(timeout=timeout_s, headers=dict(headers or {})) as client:
+    with http_client(timeout=timeout_s, headers=dict(headers or {})) as client:
         while True:
             ev, failures, unsure, transient = _observe(
                 client,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...redact import scrub
 from ...results import Outcome
+from ...tls import http_client
 
 if TYPE_CHECKING:
     import httpx
@@ -174,8 +175,6 @@ def check_image_tags(
     purpose: str = "",
 ) -> Outcome:
     """Every image reference (`name:tag`; a mapping gives role → reference) has a manifest."""
-    import httpx
-
     roles = dict(images) if isinstance(images, Mapping) else {ref: ref for ref in images}
     if not roles:
         return Outcome.inconclusive("no image repositories configured: set registry.repositories")
@@ -183,7 +182,7 @@ def check_image_tags(
         return Outcome.inconclusive("no registry URL configured: set registry.url")
     base = registry_url if "://" in registry_url else f"https://{registry_url}"
     results: dict[str, dict[str, Any]] = {}
-    with httpx.Client(
+    with http_client(
         timeout=timeout_s, follow_redirects=True, headers={"User-Agent": "relnb"}
     ) as http:
         reg = _Registry(http, base, username, password, token)

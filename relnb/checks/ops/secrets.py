@@ -27,8 +27,9 @@ from ...envfile import parse_dotenv
 from ...errors import ConfigError
 from ...redact import Secret, connect_error, scrub
 from ...results import Outcome
+from ...tls import http_client
 
-KINDS = ("postgres", "redis", "s3", "oidc", "plain")
+KINDS = ("postgres", "redis", "s3", "oidc", "plain", "public")
 SOURCES = ("env", "dotenv", "command", "ssm", "secretsmanager")
 OWN_ENVIRONMENT = "relnb's own process environment"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -304,10 +305,9 @@ def probe_s3(
 
 
 def probe_oidc(issuer: str, timeout_s: float) -> str:
-    import httpx
-
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-    resp = httpx.get(url, timeout=timeout_s, follow_redirects=True)
+    with http_client(timeout=timeout_s, follow_redirects=True) as http:
+        resp = http.get(url)
     if resp.status_code != 200:
         raise RuntimeError(f"discovery answered HTTP {resp.status_code}")
     doc = resp.json()
@@ -351,9 +351,10 @@ def check_secrets(
         found = lookup.get(spec)
         f = _finding(spec, found, own)
         if found.present and found.value is not None:
-            if spec.kind != "oidc":
+            if spec.kind not in ("oidc", "public"):
                 # registered before anything else can print it; an issuer URL is public by
-                # design (anyone may read its discovery document), so it is not scrubbed
+                # design (anyone may read its discovery document), and a `public` value is a
+                # setting the project says is not secret (a queue name): neither is scrubbed
                 try:
                     Secret(spec.name, found.value)
                 except ConfigError as exc:  # too short to scrub: the probe's text still hides it

@@ -3,8 +3,9 @@ monitoring window's DLQ metric.
 
 Queues are inspected straight from their broker, never through the application's queue library:
 Redis for BullMQ, RQ, Celery/kombu and Redis Streams groups (`bullmq`, `rq`, `celery`, `streams`),
-AMQP for Celery on RabbitMQ (`amqp`, via py-amqp) and PostgreSQL for procrastinate
-(`procrastinate`, via psycopg). Each kind opens its own connection from one URL (`connection`).
+AMQP for Celery on RabbitMQ (`amqp`, via py-amqp), PostgreSQL for procrastinate
+(`procrastinate`, via psycopg) and SQS's API for Amazon SQS (`sqs`, via boto3). Each kind opens
+its own connection from one URL (`connection`).
 Verdicts:
 
 B6, per queue, over `interval_s` with `samples` snapshots (Redis server clock):

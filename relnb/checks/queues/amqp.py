@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .connection import URL_FACTORY
+from .levels import count_by_level, dead_letter_names
 from .model import (
     DeadLetters,
     JobInfo,
@@ -72,12 +73,7 @@ class CeleryAMQPInspector:
         except ValueError as exc:  # a port that is not a number
             raise QueueUnreachable(f"unparseable AMQP URL ({type(exc).__name__})") from None
         self.target = f"{urlsplit(url).scheme}://{params['host']} (vhost {params['virtual_host']})"
-        if isinstance(dlq, Mapping):
-            self.dlq = {q: dlq[q] for q in self.queues if q in dlq}
-        elif dlq:
-            self.dlq = {q: dlq.replace("{queue}", q) for q in self.queues}
-        else:
-            self.dlq = {}
+        self.dlq = dead_letter_names(self.queues, dlq)
         self._conn = amqp.Connection(
             **params,
             connect_timeout=socket_timeout_s,
@@ -132,27 +128,13 @@ class CeleryAMQPInspector:
         ready, consumers = found
         dead = self._dead(q)
         notes = ["AMQP shows ready messages only: unacknowledged ones and ages are not visible"]
-        since = prev.state.get("waiting_since") if prev else None
-        done: int | None = None
-        failed: int | None = None
-        if prev is not None:
-            fell = prev.waiting - ready
-            if fell > 0:
-                done = fell
-                notes.append("jobs counted as deliveries (fall of the ready count), a lower bound")
-            elif consumers == 0 or (ready == 0 and prev.waiting == 0):
-                done = 0
-            if dead is not None and prev.failed is not None:
-                failed = max(0, dead - prev.failed)
-                if done:  # a dead-lettered message left the queue too: it is not a completion
-                    done = max(0, done - failed)
-        if not ready or (prev is not None and prev.waiting > ready):
-            since = now if ready else None
-        elif since is None:
-            since = now
-        oldest = None
-        if ready and since is not None:
-            oldest = JobInfo("(head of queue)", "waiting", (now - since) / 1000.0)
+        counted = count_by_level(
+            prev, level=ready, previous_level=prev.waiting if prev else None, waiting=ready, dead=dead,
+            idle=consumers == 0 or (ready == 0 and prev is not None and prev.waiting == 0),
+            now_ms=now, counted_as="deliveries (fall of the ready count)",
+        )  # fmt: skip
+        notes += [counted.note] if counted.note else []
+        oldest = counted.oldest
         stuck: tuple[JobInfo, ...] = ()
         if ready and not consumers:
             stuck = (
@@ -171,9 +153,9 @@ class CeleryAMQPInspector:
             oldest_waiting=oldest,
             waiting_age_is_lower_bound=True,
             stuck=stuck,
-            completed_since_previous=done,
-            failed_since_previous=failed if failed is not None and done is not None else None,
-            state={"waiting_since": since, "consumers": consumers},
+            completed_since_previous=counted.done,
+            failed_since_previous=counted.failed,
+            state={"waiting_since": counted.waiting_since, "consumers": consumers},
             notes=tuple(notes),
         )
 

@@ -21,6 +21,7 @@ from .connection import OpenInspector, open_inspector
 from .model import QueueInspector
 from .procrastinate import ProcrastinateInspector
 from .rq import RQInspector
+from .sqs import SQSInspector
 from .streams import StreamsInspector
 
 InspectorFactory = Callable[..., QueueInspector]
@@ -66,6 +67,7 @@ for _kind, _factory in (
     ("redis-streams", StreamsInspector),
     ("celery-amqp", CeleryAMQPInspector),
     ("procrastinate", ProcrastinateInspector),
+    ("sqs", SQSInspector),
 ):
     register_inspector(_kind, _factory)
 

@@ -194,3 +194,38 @@ def test_smoke_script_gets_env_and_output_is_scrubbed(docflow, tmp_path: Path) -
     _no_tokens(out, bad)
     out = smoke.run_smoke_script(tmp_path / "missing.sh", base_url=docflow.url, owner_token=bad)
     assert out.status is Status.FAILED and "not found" in out.summary
+
+
+def test_each_flow_has_its_own_cookies(serve) -> None:
+    """A flow that signs in gets a session cookie; a flow running beside it stays anonymous (on a
+    shared jar the second flow sent the first one's session, and a CSRF token tied to one
+    session failed the other's requests)."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def login(request: Request) -> JSONResponse:
+        resp = JSONResponse({"ok": True})
+        resp.set_cookie("session", "signed-in")
+        return resp
+
+    async def me(request: Request) -> JSONResponse:
+        if request.cookies.get("session"):
+            return JSONResponse({"user": "admin"})
+        return JSONResponse({"user": None}, status_code=401)
+
+    url = serve(Starlette(routes=[Route("/login", login, methods=["POST"]), Route("/me", me)]))
+
+    async def signs_in(s: smoke.FlowSession) -> None:
+        await s.call("POST", "/login", as_=None)
+        await s.call("GET", "/me", as_=None, expect=(200,))
+
+    async def anonymous(s: smoke.FlowSession) -> None:
+        await asyncio.sleep(0.5)  # after the other flow signed in
+        await s.call("GET", "/me", as_=None, expect=(401,))
+
+    out = smoke.run_flows(url, None, flows={"signs_in": signs_in, "anonymous": anonymous})
+    assert out.status is Status.PASSED, out.summary

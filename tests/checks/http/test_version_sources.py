@@ -95,6 +95,18 @@ def test_each_http_shape_passes_on_main_and_fails_on_an_older_sha(app, src):
     assert out.evidence["deployed"] == OLD and OLD[:12] in out.summary
 
 
+def test_an_html_page_is_read_where_version_pattern_points(app):
+    """An app that shows its version only inside its own pages (Superset's login page)."""
+    page = '<html><head><meta name="version" content="{}"></head><body>Sign in</body></html>'
+    app.answers["/html"] = lambda: HTMLResponse(page.format(app.sha))
+    src = VersionSource("text", "/html", pattern=r'<meta name="version" content="([^"]+)"')
+    assert _check(app, src).status is Status.PASSED
+    app.sha = OLD
+    assert _check(app, src).status is Status.FAILED
+    unpatterned = _check(app, VersionSource("text", "/html"))
+    assert unpatterned.status is Status.INCONCLUSIVE and "set version_pattern" in unpatterned.summary
+
+
 def test_a_short_sha_in_a_text_body_matches_by_the_existing_abbreviation_rule(app):
     app.answers["/text"] = lambda: PlainTextResponse(MAIN[:9])
     out = _check(app, VersionSource("text", "/text"))
@@ -133,6 +145,9 @@ def test_a_command_reading_an_image_reference_with_a_pattern(tmp_path):
         (lambda: HTMLResponse(f"<html><body>Bad gateway for {MAIN}</body></html>"), VersionSource("text", "/html"), "HTML page"),
         (lambda: PlainTextResponse(f"<!doctype html><p>{MAIN}</p>"), VersionSource("text", "/html"), "HTML page"),
         (lambda: HTMLResponse(f"<p>{MAIN}</p>"), VersionSource("json", "/html", ("sha",)), "malformed JSON"),
+        # with a pattern, an HTML page is read where the pattern says, and an error page is not that
+        (lambda: HTMLResponse(f"<html><body>Bad gateway for {MAIN}</body></html>"),
+         VersionSource("text", "/html", pattern=r'<meta name="version" content="([^"]+)"'), "does not match"),
         (lambda: PlainTextResponse("ok"), VersionSource("header", "/down", header="X-Version"), "no X-Version header"),
         (lambda: PlainTextResponse(MAIN, 502), VersionSource("text", "/down"), "HTTP 502"),
         # a sentence that mentions the expected SHA is not a version

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -21,7 +22,21 @@ def _trace(out, name=WIDEN):
     return mig["trace"]["statements"]
 
 
-def test_lock_trace_records_locks_rewrite_and_rollback(prisma_dir, pg_admin_url, prod_url):
+def test_lock_trace_records_locks_rewrite_and_rollback(prisma_dir, pg_admin_url, prod_url, monkeypatch):
+    from psycopg.conninfo import conninfo_to_dict
+
+    from relnb.checks.migrations import safety
+
+    made: list[str] = []
+    real = safety.shadow_database
+
+    @contextmanager
+    def spy(*args, **kwargs):
+        with real(*args, **kwargs) as url:
+            made.append(conninfo_to_dict(url)["dbname"])
+            yield url
+
+    monkeypatch.setattr(safety, "shadow_database", spy)
     root = prisma_dir("int_to_bigint")
     out = check_migration_safety(root, pg_admin_url, pending=[WIDEN], production_url=prod_url)
     (st,) = _trace(out)
@@ -29,9 +44,10 @@ def test_lock_trace_records_locks_rewrite_and_rollback(prisma_dir, pg_admin_url,
     assert st["held"] == {"documents": "ACCESS EXCLUSIVE"}
     assert st["rewritten"] == ["documents"]
     assert out.evidence["production"]["sizes"]["documents"]["rows"] == 52000
-    # No shadow database is left behind.
+    # No shadow database is left behind: its own, by name (other runs share this server).
+    assert len(made) == 1 and made[0].startswith("relnb_shadow_"), made
     with psycopg.connect(pg_admin_url) as conn:
-        left = conn.execute("select count(*) from pg_database where datname like 'relnb_shadow_%'")
+        left = conn.execute("select count(*) from pg_database where datname = %s", (made[0],))
         assert left.fetchone()[0] == 0
 
 

@@ -312,3 +312,23 @@ def test_short_production_value_is_noted_not_a_crash() -> None:
     assert out.status is Status.PASSED, out.summary
     note = out.evidence["secrets"][0]["note"]
     assert "SHORT_ONE is 3 characters" in note and "abc" not in note
+
+
+def test_public_settings_are_checked_present_but_never_redacted(release) -> None:
+    """Seen on Superset: C4 registered every required value, so the Celery queue's name came out
+    as [redacted:SUPERSET_CELERY_QUEUE] in D4's summary. `public` names are settings: present or
+    missing like the others, never scrubbed; a real secret beside them still is."""
+    from relnb.redact import scrub
+
+    queue = f"superset-prod-{pysecrets.token_hex(4)}"
+    key = f"canary-{pysecrets.token_hex(8)}"
+    (release.config.root / "prod.env").write_text(f"APP_QUEUE={queue}\nAPP_SECRET_KEY={key}\n")
+    _configure(release, 'required = ["APP_QUEUE", "APP_SECRET_KEY", "APP_ORIGINS"]\npublic = ["APP_QUEUE", "APP_ORIGINS"]\n'
+               'source = "dotenv"\ndotenv = "prod.env"\n')
+    out = secrets_exist(GateContext(release, "C4"))
+    assert out.status is Status.FAILED and "missing: APP_ORIGINS" in out.summary  # public is still required
+    assert scrub(f"worker consumes {queue}") == f"worker consumes {queue}"
+    assert key not in scrub(f"key {key}")
+    _configure(release, 'required = ["APP_QUEUE"]\npublic = ["APP_QUEU"]\nsource = "dotenv"\ndotenv = "prod.env"\n')
+    out = secrets_exist(GateContext(release, "C4"))
+    assert out.status is not Status.PASSED and "APP_QUEU is not" in out.summary

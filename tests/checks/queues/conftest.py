@@ -42,13 +42,11 @@ class Procs:
         self.items: list[subprocess.Popen[bytes]] = []
 
     def start(self, args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            args,
-            cwd=cwd,
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        # its output to a file, never an unread pipe: a worker that fills a pipe's 64 KiB blocks
+        # mid-job, and the file is what to read when a worker seems to stall
+        log = cwd / f"worker-{len(self.items)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(args, cwd=cwd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
         self.items.append(proc)
         return proc
 
@@ -61,8 +59,6 @@ class Procs:
     def close(self) -> None:
         for proc in self.items:
             self.kill(proc)
-            if proc.stderr is not None:
-                proc.stderr.close()
 
 
 @pytest.fixture
@@ -242,9 +238,10 @@ def start_celery_amqp_worker(procs: Procs, tmp_path: Path) -> Callable[..., subp
     (tmp_path / "aapp.py").write_text(CELERY_AMQP_APP)
 
     def start(url: str, queue: str, dlq: str) -> subprocess.Popen[bytes]:
-        # no --concurrency=1: with a prefetch of one, a solo worker stops consuming after a
-        # Reject(requeue=False) (celery 5.x), which would hide the dead-letter path under test
-        args = [sys.executable, "-m", "celery", "-A", "aapp", "worker", "--pool=solo",
+        # not the solo pool: under CPU load its event loop sits on a Reject(requeue=False) for
+        # ~10 s before the broker hears of it (celery 5.7), so B7's watch saw a DLQ that "did
+        # not grow"; one thread keeps the prefetch at one, so waiting jobs stay "ready"
+        args = [sys.executable, "-m", "celery", "-A", "aapp", "worker", "--pool=threads", "--concurrency=1",
                 "--without-heartbeat", "--without-gossip",
                 "--without-mingle", "--loglevel=warning", "-Q", queue]  # fmt: skip
         return procs.start(args, tmp_path, {"BROKER": url, "QUEUE": queue, "DLQ": dlq})

@@ -364,3 +364,31 @@ def test_inspector_on_redis_62(redis62_url: str) -> None:
     out = check_queues_processing(redis62_url, "bullmq", Q, prefix="bull62", interval_s=0.3)
     assert out.status is Status.FAILED and "while 3 waiting" in out.summary
     r.flushdb()
+
+
+def test_b7_on_a_queue_first_used_during_the_watch(redis_url: str, key_prefix: str) -> None:
+    """The demo's staging B7 said "no BullMQ keys" while B6, over the same 16 s, counted 6 jobs:
+    B7 judged existence on its first sample, taken before the smoke flow's upload created the
+    queue. Judged at the end now; a queue that stays absent is still inconclusive, and one whose
+    new jobs die during the watch still fails."""
+
+    async def watch(fail: bool) -> Any:
+        from bullmq import Worker
+
+        check = asyncio.create_task(asyncio.to_thread(
+            check_dlq, redis_url, "bullmq", Q, prefix=key_prefix, interval_s=1.5, samples=3))  # fmt: skip
+        await asyncio.sleep(0.4)  # the first sample has found no keys
+        await _seed(redis_url, key_prefix, 2)
+        w = Worker(Q, _fail if fail else _noop, opts(redis_url, key_prefix))
+        try:
+            return await check
+        finally:
+            await w.close()
+
+    out = asyncio.run(watch(fail=False))
+    assert out.status is Status.PASSED and "DLQ empty" in out.summary, out
+    redis.Redis.from_url(redis_url).flushdb()
+    out = asyncio.run(watch(fail=True))
+    assert out.status is Status.FAILED and "DLQ grew 0 →" in out.summary, out
+    absent = check_dlq(redis_url, "bullmq", "never-used", prefix=key_prefix, interval_s=0.3)
+    assert absent.status is Status.INCONCLUSIVE and "no BullMQ keys" in absent.summary

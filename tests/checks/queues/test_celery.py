@@ -24,12 +24,15 @@ def app(url: str) -> Any:
 
 
 def test_passes_while_a_worker_acks_tasks(
-    redis_url: str, start_celery_worker: Callable[[str], Any]
+    redis_url: str, start_celery_worker: Callable[[str], Any], wait_until: Callable[..., None]
 ) -> None:
     producer = app(redis_url)
-    for _ in range(8):
+    for _ in range(12):
         producer.send_task("t.sleep", args=[0.2])
     start_celery_worker(redis_url)
+    # the watch starts once the worker consumes: its start-up takes seconds under CPU load
+    r = redis.Redis.from_url(redis_url)
+    wait_until(lambda: r.llen(Q) < 12, timeout_s=60, step_s=0.1)
     out = check_queues_processing(redis_url, "celery", Q, interval_s=2.5, samples=4)
     assert out.status is Status.PASSED, out
     assert out.evidence["queues"][Q]["completed_in_interval"] >= 2

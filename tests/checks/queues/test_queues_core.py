@@ -47,7 +47,7 @@ def test_scrub_reason_masks_credentials_and_truncates() -> None:
 
 
 def test_registry_rejects_unknown_kinds_and_options() -> None:
-    assert inspector_kinds() == ["bullmq", "celery", "celery-amqp", "procrastinate", "redis-streams", "rq"]
+    assert inspector_kinds() == ["bullmq", "celery", "celery-amqp", "procrastinate", "redis-streams", "rq", "sqs"]
     with pytest.raises(UsageError, match="use one of: bullmq, celery, celery-amqp, procrastinate, redis-streams, rq"):
         make_inspector("kafka", None, ["q"])
     with pytest.raises(UsageError, match="bad options"):
@@ -118,3 +118,23 @@ def test_judge_queue_failures_during_the_interval() -> None:
     with pytest.raises(UsageError, match="max_failed_ratio must be between 0 and 1") as err:
         check_queues_processing("redis://127.0.0.1:1/0", "bullmq", "q", max_failed_ratio=10)
     assert err.value.fix and "environments.staging.queue.max_failed_ratio" in err.value.fix
+
+
+def test_level_counting_counts_dead_letters_while_the_level_holds() -> None:
+    """Seen on RabbitMQ under load: a worker busy with prefetched messages left the ready count
+    unchanged for one interval, and the DLQ's growth (its own level) went uncounted with it, so
+    B6's evidence said "failures not counted" although the DLQ showed none or some."""
+    from relnb.checks.queues.levels import count_by_level
+    from relnb.checks.queues.model import QueueStats
+
+    prev = QueueStats("q", exists=True, waiting=5, failed=1)
+    for dead, failed in ((1, 0), (3, 2)):
+        held = count_by_level(
+            prev, level=5, previous_level=5, waiting=5, dead=dead, idle=False, now_ms=1000, counted_as="deliveries"
+        )  # fmt: skip
+        assert held.done is None  # a level that did not fall while work was present: not countable
+        assert held.failed == failed
+    fell = count_by_level(prev, level=1, previous_level=5, waiting=1, dead=3, idle=False, now_ms=1000, counted_as="d")
+    assert (fell.done, fell.failed) == (2, 2)  # 4 left the queue: 2 to the DLQ, 2 finished
+    unknown = count_by_level(prev, level=5, previous_level=5, waiting=5, dead=None, idle=False, now_ms=1000, counted_as="d")
+    assert unknown.failed is None
