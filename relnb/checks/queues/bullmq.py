@@ -210,8 +210,10 @@ class BullMQInspector(PerQueueInspector):
     # -- one job ----------------------------------------------------------------------------------
 
     def job_state(self, queue: str, job_id: str) -> JobState:
-        c = self.client
-        fields = c.hmget(
+        # One MULTI/EXEC: BullMQ's scripts move a job and write its hash atomically, so reading
+        # the hash and the lists in two round trips could see "failed" with no reason yet.
+        p = self.client.pipeline(transaction=True)
+        p.hmget(
             self.key(queue, job_id),
             "finishedOn",
             "failedReason",
@@ -219,8 +221,6 @@ class BullMQInspector(PerQueueInspector):
             "processedOn",
             "returnvalue",
         )
-        finished, reason, atm, processed, returned = fields
-        p = c.pipeline(transaction=False)
         p.zscore(self.key(queue, "completed"), job_id)
         p.zscore(self.key(queue, "failed"), job_id)
         p.lpos(self.key(queue, "active"), job_id)
@@ -229,7 +229,8 @@ class BullMQInspector(PerQueueInspector):
         p.lpos(self.key(queue, "wait"), job_id)
         p.lpos(self.key(queue, "paused"), job_id)
         p.exists(self.key(queue, job_id))
-        done, dead, running, later, prio, waiting, paused, hash_exists = p.execute()
+        fields, done, dead, running, later, prio, waiting, paused, hash_exists = p.execute()
+        finished, reason, atm, processed, returned = fields
         detail: dict[str, Any] = {"attempts_made": as_int(atm, 0)} if atm is not None else {}
         if reason and dead is None:
             detail["last_failed_reason"] = scrub_reason(text(reason))

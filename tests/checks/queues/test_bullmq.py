@@ -392,3 +392,45 @@ def test_b7_on_a_queue_first_used_during_the_watch(redis_url: str, key_prefix: s
     assert out.status is Status.FAILED and "DLQ grew 0 →" in out.summary, out
     absent = check_dlq(redis_url, "bullmq", "never-used", prefix=key_prefix, interval_s=0.3)
     assert absent.status is Status.INCONCLUSIVE and "no BullMQ keys" in absent.summary
+
+
+def test_job_state_never_reads_failed_without_its_reason(redis_url: str, key_prefix: str) -> None:
+    """CI saw "job 3 on extraction failed: no reason recorded" for a job that failed with one: the
+    hash was read while the job was active and the lists a round trip later, after BullMQ's script
+    had failed it. A writer flips a job between active and failed in one MULTI, as BullMQ's scripts
+    do; every "failed" read must carry the reason written with it."""
+    import threading
+
+    from relnb.checks.queues import make_inspector
+
+    r = redis.Redis.from_url(redis_url)
+    job = f"{key_prefix}:{Q}:7"
+    stop = threading.Event()
+
+    def flip() -> None:
+        w = redis.Redis.from_url(redis_url)
+        while not stop.is_set():
+            p = w.pipeline(transaction=True)
+            p.hset(job, mapping={"failedReason": "boom", "finishedOn": 1, "atm": 1})
+            p.lrem(f"{key_prefix}:{Q}:active", 0, "7")
+            p.zadd(f"{key_prefix}:{Q}:failed", {"7": 1})
+            p.execute()
+            p = w.pipeline(transaction=True)
+            p.hdel(job, "failedReason", "finishedOn")
+            p.zrem(f"{key_prefix}:{Q}:failed", "7")
+            p.lpush(f"{key_prefix}:{Q}:active", "7")
+            p.execute()
+
+    r.hset(job, mapping={"name": "doc", "atm": 1})
+    r.lpush(f"{key_prefix}:{Q}:active", "7")
+    inspector = make_inspector("bullmq", r, [Q], key_prefix)
+    writer = threading.Thread(target=flip, daemon=True)
+    writer.start()
+    try:
+        seen = [inspector.job_state(Q, "7") for _ in range(1500)]
+    finally:
+        stop.set()
+        writer.join(5)
+    failed = [s for s in seen if s.state == "failed"]
+    assert failed and {s.detail["failed_reason"] for s in failed} == {"boom"}
+    assert {s.state for s in seen} <= {"failed", "active"}
