@@ -169,6 +169,18 @@ def redis62_url() -> Iterator[str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def watch_while_starting(watch: Callable[[], Any], start: Callable[[], object]) -> Any:
+    """Run `watch` (a B6/B7 check) and start the worker once it is sampling, so the work a test
+    expects the watch to see can neither end before it nor wait on a worker still starting."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(watch)
+        time.sleep(0.3)
+        start()
+        return result.result()
+
+
 @pytest.fixture(name="wait_until")
 def wait_until_fixture() -> Callable[..., None]:
     return wait_until
@@ -304,5 +316,15 @@ def procrastinate_app(procs: Procs, tmp_path: Path, pg_url: str) -> Callable[...
 
         def worker(self) -> subprocess.Popen[bytes]:
             return procs.start([sys.executable, "papp.py", "worker"], tmp_path, env)
+
+        def started(self) -> int:
+            """Jobs a worker has picked up: a test's watch starts once the worker works."""
+            import psycopg
+
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM procrastinate_jobs WHERE status <> 'todo'"
+                ).fetchone()
+            return int(row[0]) if row else 0
 
     return PApp

@@ -13,6 +13,8 @@ from relnb.checks.queues import check_dlq, check_queues_processing, dlq_depth, w
 from relnb.errors import UsageError
 from relnb.results import Status
 
+from .conftest import watch_while_starting
+
 pytestmark = pytest.mark.integration
 Q = "celery"
 
@@ -89,8 +91,10 @@ def test_dlq_needs_a_configured_key_and_detects_growth(
         producer.send_task("t.fail", args=[f"parse error, api_key=k-{i}xyzsecret"])
         for i in range(3)
     ]
-    start_celery_worker(redis_url)
-    grew = check_dlq(redis_url, "celery", Q, interval_s=3.0, samples=4, **keys)
+    grew = watch_while_starting(
+        lambda: check_dlq(redis_url, "celery", Q, interval_s=8, samples=5, **keys),
+        lambda: start_celery_worker(redis_url),
+    )
     assert grew.status is Status.FAILED, grew
     assert "DLQ grew 0 →" in grew.summary
     newest = grew.evidence["queues"][Q]["newest"]

@@ -31,6 +31,7 @@ def test_passes_while_a_worker_processes(procrastinate_app: Any, wait_until: Cal
     p = procrastinate_app()
     p.defer("t.sleep", 12, s=0.3)
     p.worker()
+    wait_until(p.started, timeout_s=30)  # B6's interval starts once the worker works
     out = check_queues_processing(p.url, KIND, p.queue, interval_s=3, samples=4)
     assert out.status is Status.PASSED, out
     q = out.evidence["queues"][p.queue]
@@ -108,6 +109,7 @@ def test_failures_fail_b6_ratio_and_b7_feed_the_dlq_metric_and_d5(
     assert window.poll(0.0).values["dlq_increase"] == 0
     bad = p.defer("t.fail", 4, msg="boom")
     p.worker()
+    wait_until(p.started, timeout_s=30)  # B6's interval starts once the worker works
     b6 = check_queues_processing(p.url, KIND, p.queue, interval_s=3, samples=4)
     assert b6.status is Status.FAILED, b6
     assert "limit 10%" in b6.summary

@@ -14,6 +14,8 @@ from rq import Queue
 from relnb.checks.queues import check_dlq, check_queues_processing, dlq_depth, wait_for_job
 from relnb.results import Status
 
+from .conftest import watch_while_starting
+
 pytestmark = pytest.mark.integration
 Q = "reports"
 
@@ -23,12 +25,13 @@ def queue(url: str) -> Queue:
 
 
 def test_passes_while_a_worker_completes_jobs(
-    redis_url: str, start_rq_worker: Callable[..., Any]
+    redis_url: str, start_rq_worker: Callable[..., Any], wait_until: Callable[..., None]
 ) -> None:
     q = queue(redis_url)
-    for _ in range(6):
-        q.enqueue("time.sleep", 0.25)
+    jobs = [q.enqueue("time.sleep", 0.25) for _ in range(12)]
     start_rq_worker(redis_url, Q)
+    # the watch starts once the worker works: its start-up under load is not part of B6's interval
+    wait_until(lambda: jobs[0].get_status(refresh=True) != "queued", timeout_s=30)
     out = check_queues_processing(redis_url, "rq", Q, interval_s=1.5)
     assert out.status is Status.PASSED, out
     assert out.evidence["queues"][Q]["completed_in_interval"] >= 2
@@ -128,8 +131,10 @@ def test_dlq_and_job_follow_up(
         q.enqueue("math.sqrt", -1 - i)
     waiting = wait_for_job(redis_url, "rq", Q, q.job_ids[0], 0.3, poll_s=0.1)
     assert waiting.status is Status.FAILED and "still waiting" in waiting.summary
-    start_rq_worker(redis_url, Q)
-    grew = check_dlq(redis_url, "rq", Q, interval_s=1.5, samples=3)
+    grew = watch_while_starting(
+        lambda: check_dlq(redis_url, "rq", Q, interval_s=8, samples=5),
+        lambda: start_rq_worker(redis_url, Q),
+    )
     assert grew.status is Status.FAILED, grew
     assert "DLQ grew 1 → 4" in grew.summary or "new dead job" in grew.summary
     assert len(grew.evidence["queues"][Q]["new_during_interval"]) >= 1
