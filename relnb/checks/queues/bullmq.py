@@ -43,7 +43,7 @@ class BullMQInspector(PerQueueInspector):
 
     def _queue(self, q: str, now: int, prev: QueueStats | None, since: int | None) -> QueueStats:
         c = self.client
-        p = c.pipeline(transaction=False)
+        p = c.pipeline(transaction=True)  # one consistent count: a job moving is counted once
         for name in ("wait", "paused", "active"):
             p.llen(self.key(q, name))
         for name in ("prioritized", "delayed", "failed", "completed"):
@@ -100,14 +100,20 @@ class BullMQInspector(PerQueueInspector):
         ids = [text(i) for i in self.client.lrange(self.key(q, "active"), 0, SAMPLE - 1)]
         if not ids:
             return []
-        p = self.client.pipeline(transaction=False)
+        # A job that finished after the LRANGE has lost its lock too (BullMQ's script drops both
+        # at once): asking again, in one MULTI, whether it is still active keeps it from reading
+        # as "active without its lock", which fails B6.
+        p = self.client.pipeline(transaction=True)
         for job_id in ids:
+            p.lpos(self.key(q, "active"), job_id)
             p.exists(self.key(q, f"{job_id}:lock"))
             p.hmget(self.key(q, job_id), "processedOn", "timestamp", "name", "atm")
         res = p.execute()
         jobs = []
         for i, job_id in enumerate(ids):
-            locked, (processed, created, name, atm) = res[2 * i], res[2 * i + 1]
+            still, locked, (processed, created, name, atm) = res[3 * i : 3 * i + 3]
+            if still is None:
+                continue
             started = as_int(processed) or as_int(created)
             detail = {"name": text(name)} if name else {}
             if atm is not None:

@@ -434,3 +434,48 @@ def test_job_state_never_reads_failed_without_its_reason(redis_url: str, key_pre
     failed = [s for s in seen if s.state == "failed"]
     assert failed and {s.detail["failed_reason"] for s in failed} == {"boom"}
     assert {s.state for s in seen} <= {"failed", "active"}
+
+
+def test_a_job_finishing_while_sampled_is_never_active_without_its_lock(
+    redis_url: str, key_prefix: str
+) -> None:
+    """B6 read the active list, then each job's lock a round trip later: a job BullMQ completed in
+    between (its script drops the lock and the list entry at once) read as "active without its
+    lock", and B6 failed a healthy queue. A writer flips a job between active-and-locked and
+    completed in one MULTI, as BullMQ's scripts do."""
+    import threading
+
+    from relnb.checks.queues import make_inspector
+
+    r = redis.Redis.from_url(redis_url)
+    k = f"{key_prefix}:{Q}"
+    r.hset(f"{k}:9", mapping={"name": "doc", "timestamp": int(time.time() * 1000), "atm": 0})
+    r.hset(f"{k}:meta", "opts.maxLenEvents", 10000)
+    r.lpush(f"{k}:active", "9")
+    r.set(f"{k}:9:lock", "token")
+    stop = threading.Event()
+
+    def flip() -> None:
+        w = redis.Redis.from_url(redis_url)
+        while not stop.is_set():
+            p = w.pipeline(transaction=True)
+            p.lrem(f"{k}:active", 0, "9")
+            p.delete(f"{k}:9:lock")
+            p.zadd(f"{k}:completed", {"9": int(time.time() * 1000)})
+            p.execute()
+            p = w.pipeline(transaction=True)
+            p.zrem(f"{k}:completed", "9")
+            p.lpush(f"{k}:active", "9")
+            p.set(f"{k}:9:lock", "token")
+            p.execute()
+
+    inspector = make_inspector("bullmq", r, [Q], key_prefix)
+    writer = threading.Thread(target=flip, daemon=True)
+    writer.start()
+    try:
+        seen = [inspector.snapshot().by_name()[Q] for _ in range(600)]
+    finally:
+        stop.set()
+        writer.join(5)
+    assert any(s.active_jobs for s in seen) and not any(s.stuck for s in seen)
+    assert {(s.active, s.completed) for s in seen} <= {(1, 0), (0, 1)}
