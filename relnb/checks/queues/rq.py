@@ -69,7 +69,7 @@ class RQInspector(PerQueueInspector):
 
     def _queue(self, q: str, now: int, prev: QueueStats | None, since: int | None) -> QueueStats:
         c = self.client
-        p = c.pipeline(transaction=False)
+        p = c.pipeline(transaction=True)  # one consistent count: a job moving is counted once
         p.llen(self.key("queue", q))
         p.llen(self.key("queue", q) + ":intermediate")
         for what in ("wip", "scheduled", "failed", "finished", "deferred"):
